@@ -1,0 +1,134 @@
+"""One PGD engine, parametrized by a threat model and the loss it maximizes.
+
+FGSM with random start is PGD with one step (see :func:`advland.threat.fgsm_rs`). Attacks take
+gradients with respect to the input only (``torch.autograd.grad``), so parameter gradients are
+neither accumulated nor computed.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .threat import ThreatModel
+
+AttackLoss = Literal["ce", "cw", "kl"]
+BNMode = Literal["eval", "train"]
+ATTACK_LOSSES: tuple[str, ...] = ("ce", "cw", "kl")
+
+
+def cw_margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per-example CW margin max_{k != y} z_k - z_y (positive means misclassified)."""
+    true_logit = logits.gather(1, y[:, None]).squeeze(1)
+    others = logits.scatter(1, y[:, None], float("-inf"))
+    return others.amax(dim=1) - true_logit
+
+
+def kl_to_clean(logits: torch.Tensor, clean_log_probs: torch.Tensor) -> torch.Tensor:
+    """Per-example KL(p_clean || p(x')) (TRADES' inner objective)."""
+    log_probs = F.log_softmax(logits, dim=1)
+    return (clean_log_probs.exp() * (clean_log_probs - log_probs)).sum(dim=1)
+
+
+def per_example_loss(
+    loss: AttackLoss,
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    clean_log_probs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The attack objective per example, shape (N,): larger is better for the attacker."""
+    if loss == "ce":
+        return F.cross_entropy(logits, y, reduction="none")
+    if loss == "cw":
+        return cw_margin(logits, y)
+    if loss == "kl":
+        if clean_log_probs is None:
+            raise ValueError("the kl attack loss needs the clean log-probabilities")
+        return kl_to_clean(logits, clean_log_probs)
+    raise ValueError(f"attack loss must be one of {', '.join(ATTACK_LOSSES)}, got {loss!r}")
+
+
+@contextmanager
+def bn_mode(model: nn.Module, mode: BNMode) -> Iterator[None]:
+    """Run a block with the model in eval or train mode, restoring every module's flag after."""
+    flags = {m: m.training for m in model.modules()}
+    model.train(mode == "train")
+    try:
+        yield
+    finally:
+        for module, flag in flags.items():
+            module.training = flag
+
+
+def pgd(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    loss: AttackLoss = "ce",
+    start: Literal["uniform", "gaussian", "none"] = "uniform",
+    mode: BNMode | None = "eval",
+) -> torch.Tensor:
+    """Projected gradient ascent on ``loss`` inside ``threat``; returns detached adversarial inputs.
+
+    Args:
+        model: maps inputs in [0, 1] to logits.
+        start: "uniform" draws the threat model's random start, "gaussian" starts at
+            x + 0.001 * N(0, I) (TRADES), "none" starts at x.
+        mode: "eval" or "train" puts the model in that mode while attacking (restored after);
+            None leaves the mode alone (for callables that are not modules).
+
+    With ``threat.restarts > 1`` the per-example worst case is kept: a misclassifying restart
+    beats a correct one, and among equals the larger loss wins.
+    """
+    x = x.detach()
+    if not threat.active:
+        return x.clone()
+    if mode is not None and isinstance(model, nn.Module):
+        with bn_mode(model, mode):
+            return _pgd_restarts(model, x, y, threat, loss, start)
+    return _pgd_restarts(model, x, y, threat, loss, start)
+
+
+def _pgd_restarts(model, x, y, threat, loss, start) -> torch.Tensor:
+    clean_log_probs = None
+    if loss == "kl":
+        with torch.no_grad():
+            clean_log_probs = F.log_softmax(model(x), dim=1)
+    best_x, best_score = None, None
+    for _ in range(threat.restarts):
+        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs)
+        if threat.restarts == 1:
+            return x_adv
+        with torch.no_grad():
+            logits = model(x_adv)
+            wrong = (logits.argmax(1) != y).to(x.dtype)
+            score = wrong * 1e6 + per_example_loss(loss, logits, y, clean_log_probs).clamp(-1e5, 1e5)
+        if best_x is None:
+            best_x, best_score = x_adv, score
+        else:
+            better = score > best_score
+            best_x = torch.where(better.reshape(-1, *([1] * (x.dim() - 1))), x_adv, best_x)
+            best_score = torch.maximum(score, best_score)
+    return best_x
+
+
+def _pgd_once(model, x, y, threat, loss, start, clean_log_probs) -> torch.Tensor:
+    if start == "uniform":
+        x_adv = threat.random_start(x)
+    elif start == "gaussian":
+        x_adv = threat.project(x + 0.001 * torch.randn_like(x), x)
+    else:
+        x_adv = x.clone()
+    for _ in range(threat.steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            objective = per_example_loss(loss, model(x_adv), y, clean_log_probs).sum()
+            (grad,) = torch.autograd.grad(objective, x_adv)
+        x_adv = threat.project(threat.ascent_step(x_adv.detach(), grad), x).detach()
+    return x_adv

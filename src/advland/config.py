@@ -1,0 +1,214 @@
+"""Typed, validated run configuration (pydantic), YAML files and ``key=value`` overrides.
+
+A bad key, type or value is rejected with one line naming the key and what is allowed::
+
+    config error: optimizer.name: Input should be 'sgd' or 'adam' (got 'sgx')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import AdvlandError
+
+
+class ConfigError(AdvlandError):
+    """A configuration the user wrote is invalid."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    name: Literal["digits", "mnist1d", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"] = "digits"
+    root: Optional[str] = None
+    """Folder holding the standard dataset files (mnist, fashion_mnist, cifar10/100, svhn)."""
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Fraction of the training data held out for validation (checkpoint selection)."""
+    batch_size: int = Field(128, gt=0)
+    eval_batch_size: int = Field(500, gt=0)
+
+
+class ModelConfig(Section):
+    name: str = "cnn_small"
+    kwargs: dict[str, Any] = {}
+    """Extra keyword arguments of the model factory (e.g. width, hidden)."""
+
+
+class ThreatConfig(Section):
+    norm: Literal["linf", "l2", "l1"] = "linf"
+    eps: float = Field(0.2, ge=0.0)
+    step_size: Optional[float] = Field(None, gt=0.0)
+    """PGD step alpha in pixel units; default 2.5 * eps / steps (Madry et al.)."""
+    steps: int = Field(10, ge=0)
+    restarts: int = Field(1, ge=1)
+    bn_mode: Literal["eval", "train"] = "eval"
+    """Mode of the model while crafting training attacks (liu2020: eval; AWP code: train)."""
+
+    def resolved_step_size(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return 2.5 * self.eps / max(self.steps, 1)
+
+
+class ObjectiveConfig(Section):
+    name: Literal["clean", "at", "trades", "mart"] = "at"
+    beta: float = Field(6.0, ge=0.0)
+    """TRADES weight of the KL term."""
+    lam: float = Field(6.0, ge=0.0)
+    """MART weight of the weighted KL term."""
+
+
+class OptimizerConfig(Section):
+    name: Literal["sgd", "adam"] = "sgd"
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(5e-4, ge=0.0)
+    nesterov: bool = False
+
+
+class ScheduleConfig(Section):
+    lr: Literal["piecewise", "cosine", "one_cycle", "constant"] = "piecewise"
+    eps: Literal["constant", "linear_warmup"] = "constant"
+    eps_warmup_epochs: float = Field(0.0, ge=0.0)
+    per: Literal["iteration", "epoch"] = "iteration"
+    """Whether schedules are evaluated at every iteration or once at the start of each epoch."""
+
+
+class EvalConfig(Section):
+    steps: int = Field(20, ge=1)
+    """PGD/CW steps of the final test evaluation (step eps/4, random start)."""
+    restarts: int = Field(1, ge=1)
+    val_steps: Optional[int] = Field(None, ge=1)
+    """PGD steps of the per-epoch validation attack; default: the training threat's steps."""
+    test_n: Optional[int] = Field(None, gt=0)
+    """Evaluate on the first test_n test examples only (default: all)."""
+
+
+class Config(Section):
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    threat: ThreatConfig = ThreatConfig()
+    objective: ObjectiveConfig = ObjectiveConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    eval: EvalConfig = EvalConfig()
+    epochs: int = Field(30, gt=0)
+    seed: int = 0
+    deterministic: bool = True
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    out_dir: str = "runs"
+    name: Optional[str] = None
+    """Run directory name under out_dir; default: the config file's stem, or 'default'."""
+    resume: bool = False
+    overwrite: bool = False
+    """Start afresh in an existing run directory (its contents are replaced)."""
+
+
+def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"config error: cannot set {dotted!r}: {key!r} is not a section")
+        node = child
+    last = keys[-1]
+    if isinstance(node.get(last), dict) and not isinstance(value, dict):
+        node[last]["name"] = value  # `perturb=awp` picks the section's variant by name
+    elif _is_section(keys) and not isinstance(value, dict):
+        node[last] = {"name": value}
+    else:
+        node[last] = value
+
+
+def _is_section(keys: list[str]) -> bool:
+    model: type[BaseModel] = Config
+    for key in keys:
+        field = model.model_fields.get(key)
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return False
+        model = field.annotation
+    return True
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """Turn ``["optimizer.lr=0.05", "threat.norm=l2"]`` into a nested dict (values parsed as YAML)."""
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"config error: override {item!r} must look like key=value, e.g. optimizer.lr=0.05")
+        key, raw = item.split("=", 1)
+        _set_path(tree, key.strip(), yaml.safe_load(raw) if raw.strip() else None)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for key in loc[:-1]:
+        annotation = model.model_fields[key].annotation if key in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _format_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    key = ".".join(str(part) for part in loc)
+    if first["type"] == "extra_forbidden":
+        allowed = ", ".join(_allowed_keys(loc))
+        return f"config error: unknown key {key!r}; allowed here: {allowed}"
+    return f"config error: {key}: {first['msg']} (got {first.get('input')!r})"
+
+
+def build_config(tree: dict[str, Any]) -> Config:
+    """Validate a nested dict into a :class:`Config`, raising a one-line :class:`ConfigError`."""
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as error:
+        raise ConfigError(_format_error(error)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults when path is None) and apply ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.yaml"
+        if not path.is_file():
+            raise ConfigError(f"config error: no config file at {path}; give a YAML file such as configs/digits/at.yaml")
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config error: {path} is not valid YAML ({str(error).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config error: {path} must hold a mapping of keys to values")
+        tree = loaded
+        if tree.get("name") is None and path.name != "config.yaml":
+            tree["name"] = path.stem
+    tree = _merge(tree, parse_overrides(overrides or []))
+    return build_config(tree)
+
+
+def dump_config(config: Config) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,131 @@
+"""Training objectives: how a method turns (model, x, y) into adversarial inputs and a loss.
+
+Every objective has two halves, kept apart so that weight perturbation (AWP) can re-evaluate
+the loss at perturbed weights on the same adversarial inputs, and EntropySGD can craft fresh
+ones at every inner step:
+
+* ``perturb(model, x, y, threat, mode)`` crafts adversarial inputs (no parameter gradients);
+* ``loss(model, x, x_adv, y)`` returns the differentiable training loss and the logits on x_adv.
+
+Standard training is the ``clean`` objective, the eps = 0 case of the same code path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attacks import BNMode, kl_to_clean, pgd
+from .threat import ThreatModel
+
+
+@dataclass
+class LossOutput:
+    loss: torch.Tensor
+    """Scalar training loss (differentiable w.r.t. the model's parameters)."""
+    logits_adv: torch.Tensor
+    """Logits on the adversarial inputs, for the training robust accuracy."""
+
+
+class Objective(Protocol):
+    name: str
+
+    def perturb(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, mode: BNMode
+    ) -> torch.Tensor: ...
+
+    def loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput: ...
+
+
+class CEAdversarial:
+    """Shared crafting of the CE-PGD objectives (AT and MART)."""
+
+    def perturb(self, model, x, y, threat, mode):
+        return pgd(model, x, y, threat, loss="ce", start="uniform", mode=mode)
+
+
+@dataclass
+class Clean:
+    """Standard training: CE on clean inputs (x_adv is x)."""
+
+    name: str = "clean"
+
+    def perturb(self, model, x, y, threat, mode):
+        return x
+
+    def loss(self, model, x, x_adv, y):
+        logits = model(x_adv)
+        return LossOutput(F.cross_entropy(logits, y), logits)
+
+
+@dataclass
+class AT(CEAdversarial):
+    """Madry et al. (2018): minimize CE(f(x'), y), x' from CE-PGD."""
+
+    name: str = "at"
+
+    def loss(self, model, x, x_adv, y):
+        logits = model(x_adv)
+        return LossOutput(F.cross_entropy(logits, y), logits)
+
+
+@dataclass
+class TRADES:
+    """Zhang et al. (2019): CE(f(x), y) + beta * KL(p(x) || p(x')), KL averaged over the batch.
+
+    x' maximizes KL(p(x) || p(x')) starting at x + 0.001 * N(0, I).
+    """
+
+    beta: float = 6.0
+    name: str = "trades"
+
+    def perturb(self, model, x, y, threat, mode):
+        return pgd(model, x, y, threat, loss="kl", start="gaussian", mode=mode)
+
+    def loss(self, model, x, x_adv, y):
+        logits_clean = model(x)
+        logits_adv = model(x_adv)
+        kl = kl_to_clean(logits_adv, F.log_softmax(logits_clean, dim=1)).mean()
+        return LossOutput(F.cross_entropy(logits_clean, y) + self.beta * kl, logits_adv)
+
+
+@dataclass
+class MART(CEAdversarial):
+    """Wang et al. (2020): BCE(p(x'), y) + lam * mean_i[KL(p(x_i) || p(x'_i)) * (1 - p_y(x_i))].
+
+    BCE = -log p_y(x') - log(1 - max_{k != y} p_k(x')); x' from CE-PGD.
+    """
+
+    lam: float = 6.0
+    name: str = "mart"
+
+    def loss(self, model, x, x_adv, y):
+        logits_clean = model(x)
+        logits_adv = model(x_adv)
+        probs_adv = F.softmax(logits_adv, dim=1)
+        top_wrong = probs_adv.scatter(1, y[:, None], 0.0).amax(dim=1)
+        bce = F.cross_entropy(logits_adv, y) - torch.log((1.0 - top_wrong).clamp_min(1e-12)).mean()
+        log_probs_clean = F.log_softmax(logits_clean, dim=1)
+        true_prob_clean = log_probs_clean.exp().gather(1, y[:, None]).squeeze(1)
+        kl = kl_to_clean(logits_adv, log_probs_clean)
+        return LossOutput(bce + self.lam * (kl * (1.0 - true_prob_clean)).mean(), logits_adv)
+
+
+OBJECTIVES: tuple[str, ...] = ("clean", "at", "trades", "mart")
+
+
+def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0) -> Objective:
+    """Build an objective by name: clean, at, trades (beta) or mart (lam)."""
+    if name == "clean":
+        return Clean()
+    if name == "at":
+        return AT()
+    if name == "trades":
+        return TRADES(beta=beta)
+    if name == "mart":
+        return MART(lam=lam)
+    raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {name!r}")

@@ -1,0 +1,174 @@
+"""A run is a directory: the resolved config, metrics.jsonl, checkpoints, figures, summary.json.
+
+Layout::
+
+    RUN/config.yaml              the resolved configuration
+    RUN/metrics.jsonl            one JSON object per epoch
+    RUN/summary.json             final test numbers
+    RUN/checkpoints/state.pt     full training state for exact resume (weights-only loadable)
+    RUN/checkpoints/last.safetensors, best.safetensors   model weights
+
+Every file is written atomically (temporary file, fsync, rename), so a crash during a write
+leaves the previous version intact. Nothing is ever unpickled: weights are safetensors and the
+training state is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import Config, ConfigError, dump_config, load_config
+from .errors import AdvlandError
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write a file through ``write(tmp_path)`` and move it into place only once complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    def write(tmp: str) -> None:
+        Path(tmp).write_text(text)
+
+    atomic_write(path, write)
+
+
+class Run:
+    """Read and write the files of one run directory."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def state_path(self) -> Path:
+        return self.checkpoint_dir / "state.pt"
+
+    def weights_path(self, which: str) -> Path:
+        return self.checkpoint_dir / f"{which}.safetensors"
+
+    @classmethod
+    def for_config(cls, config: Config) -> "Run":
+        """The run directory a config trains into: ``out_dir/name``, prepared for a fresh start or a resume."""
+        run = cls(Path(config.out_dir) / (config.name or "default"))
+        if config.resume:
+            if not run.state_path.exists():
+                raise AdvlandError(f"cannot resume: no checkpoint at {run.state_path}; drop --resume to start a new run")
+        elif run.path.exists() and any(run.path.iterdir()):
+            if not config.overwrite:
+                raise AdvlandError(
+                    f"run directory {run.path} already exists; pass --resume to continue it, "
+                    f"overwrite=true to start it afresh, or name=... for a new run"
+                )
+            shutil.rmtree(run.path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    def config(self) -> Config:
+        if not self.config_path.exists():
+            raise AdvlandError(f"{self.path} is not a run directory (no config.yaml); give the folder advland train wrote")
+        return load_config(self.config_path)
+
+    def write_config(self, config: Config) -> None:
+        atomic_write_text(self.config_path, dump_config(config))
+
+    def write_metrics(self, records: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.jsonl with one line per record (the trainer keeps the history in its state)."""
+        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
+
+    def metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def write_json(self, name: str, data: dict[str, Any]) -> Path:
+        path = self.path / name
+        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        return path
+
+    def summary(self) -> dict[str, Any]:
+        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+
+    def save_weights(self, which: str, model: nn.Module) -> None:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        atomic_write(self.weights_path(which), lambda tmp: save_file(tensors, tmp))
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
+
+    def load_state(self) -> dict[str, Any]:
+        return torch.load(self.state_path, map_location="cpu", weights_only=True)
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors checkpoint (never executes pickled code)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AdvlandError(f"no checkpoint at {path}; give a run directory or a .safetensors file")
+    return load_file(str(path))
+
+
+def resolve_checkpoint(target: str | Path, which: str = "best") -> tuple[Run, Path]:
+    """Accept a run directory or a checkpoint inside one; return the run and the weights file."""
+    target = Path(target)
+    if target.is_file():
+        run = Run(target.parent.parent if target.parent.name == "checkpoints" else target.parent)
+        return run, target
+    run = Run(target)
+    path = run.weights_path(which)
+    if not path.exists() and which == "best":
+        path = run.weights_path("last")
+    return run, path
+
+
+def load(target: str | Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
+    """The trained model of a run, in eval mode, taking inputs in [0, 1] (normalization inside).
+
+    Args:
+        target: a run directory (or a ``.safetensors`` file inside its ``checkpoints/``).
+        which: "best" (by validation robust accuracy) or "last".
+    """
+    from .build import build_model
+
+    run, path = resolve_checkpoint(target, which)
+    try:
+        config = run.config()
+    except ConfigError as error:
+        raise AdvlandError(f"{run.config_path}: {error}") from None
+    model = build_model(config)
+    model.load_state_dict(load_weights(path))
+    return model.to(device).eval()
