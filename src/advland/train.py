@@ -32,6 +32,7 @@ from .build import (
 )
 from .config import Config
 from .evaluate import correct_under_attack, eval_threat, predict
+from .plots.training import plot_training_curves
 from .run import Run
 from .threat import ThreatModel
 
@@ -230,6 +231,8 @@ class Trainer:
             self.save()
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_clean_acc']:.3f}",
                                rob=f"{record['train_robust_acc']:.3f}", val_rob=f"{record['val_robust_acc']:.3f}")
+        if self.state.history:
+            plot_training_curves(self.state.history, self.run.path / "curves.png")
         summary = self.test()
         self.run.write_json("summary.json", summary)
         return summary
