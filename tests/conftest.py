@@ -1,0 +1,29 @@
+"""Shared fixtures: a small model trained once per session on digits, and a temporary run folder."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from advland.config import load_config
+from advland.train import Trainer
+
+
+@pytest.fixture(scope="session")
+def digits_at_run(tmp_path_factory):
+    """A PGD-AT cnn_small trained for 6 epochs on digits (a few seconds); returns (trainer, summary)."""
+    out = tmp_path_factory.mktemp("runs")
+    config = load_config("configs/digits/at.yaml", [f"out_dir={out}", "epochs=6", "name=at6"])
+    trainer = Trainer(config, progress=False)
+    summary = trainer.fit()
+    return trainer, summary
+
+
+@pytest.fixture
+def tiny_linear():
+    """A fixed linear classifier on 4 features, 3 classes, for hand-computed checks."""
+    model = torch.nn.Linear(4, 3)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -1.0, 0.5, 0.0], [0.0, 2.0, -1.0, 1.0], [-1.0, 0.0, 1.0, 0.5]]))
+        model.bias.copy_(torch.tensor([0.1, -0.2, 0.0]))
+    return model

@@ -1,0 +1,77 @@
+"""Objectives against values computed by hand on a fixed linear model (SPEC §2)."""
+
+import math
+
+import pytest
+import torch
+
+from advland.objectives import create_objective
+from advland.threat import ThreatModel
+
+X = torch.tensor([[0.2, 0.4, 0.6, 0.8], [0.9, 0.1, 0.3, 0.5]])
+X_ADV = torch.tensor([[0.3, 0.3, 0.7, 0.7], [0.8, 0.2, 0.4, 0.4]])
+Y = torch.tensor([0, 2])
+
+
+def _softmax(row):
+    exps = [math.exp(v) for v in row]
+    return [e / sum(exps) for e in exps]
+
+
+def _logits(model, x):
+    return model(x).tolist()
+
+
+def _kl(p, q):
+    return sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
+
+
+def test_at_is_cross_entropy_on_adversarial_inputs(tiny_linear):
+    out = create_objective("at").loss(tiny_linear, X, X_ADV, Y)
+    probs = [_softmax(r) for r in _logits(tiny_linear, X_ADV)]
+    expected = -(math.log(probs[0][0]) + math.log(probs[1][2])) / 2
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_trades_by_hand(tiny_linear):
+    out = create_objective("trades", beta=6.0).loss(tiny_linear, X, X_ADV, Y)
+    clean = [_softmax(r) for r in _logits(tiny_linear, X)]
+    adv = [_softmax(r) for r in _logits(tiny_linear, X_ADV)]
+    ce = -(math.log(clean[0][0]) + math.log(clean[1][2])) / 2
+    kl = (_kl(clean[0], adv[0]) + _kl(clean[1], adv[1])) / 2
+    assert out.loss.item() == pytest.approx(ce + 6.0 * kl, rel=1e-5)
+
+
+def test_mart_by_hand(tiny_linear):
+    out = create_objective("mart", lam=6.0).loss(tiny_linear, X, X_ADV, Y)
+    clean = [_softmax(r) for r in _logits(tiny_linear, X)]
+    adv = [_softmax(r) for r in _logits(tiny_linear, X_ADV)]
+    total = 0.0
+    for i, label in enumerate(Y.tolist()):
+        top_wrong = max(p for k, p in enumerate(adv[i]) if k != label)
+        bce = -math.log(adv[i][label]) - math.log(1 - top_wrong)
+        total += bce + 6.0 * _kl(clean[i], adv[i]) * (1 - clean[i][label])
+    assert out.loss.item() == pytest.approx(total / 2, rel=1e-5)
+
+
+def test_clean_objective_is_the_eps_zero_path(tiny_linear):
+    objective = create_objective("clean")
+    assert objective.perturb(tiny_linear, X, Y, ThreatModel(eps=0.3), "eval") is X
+    at = create_objective("at")
+    x_adv = at.perturb(tiny_linear, X, Y, ThreatModel(eps=0.0), "eval")
+    assert torch.equal(x_adv, X)
+    assert objective.loss(tiny_linear, X, X, Y).loss.item() == pytest.approx(at.loss(tiny_linear, X, X, Y).loss.item())
+
+
+def test_trades_attack_starts_near_x_and_maximizes_kl(tiny_linear):
+    torch.manual_seed(0)
+    trades = create_objective("trades")
+    x_adv = trades.perturb(tiny_linear, X, Y, ThreatModel(eps=0.1, step_size=0.02, steps=10), "eval")
+    assert (x_adv - X).abs().max() <= 0.1 + 1e-6
+    out = trades.loss(tiny_linear, X, x_adv, Y)
+    assert out.loss.item() > trades.loss(tiny_linear, X, X, Y).loss.item()
+
+
+def test_unknown_objective():
+    with pytest.raises(ValueError, match="clean, at, trades, mart"):
+        create_objective("fgsm")
