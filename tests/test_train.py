@@ -89,3 +89,15 @@ def test_atomic_write_keeps_previous_file_on_crash(tmp_path):
         atomic_write(path, broken)
     assert path.read_text() == "old"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_crop_flip_moves_pixels_but_keeps_shape_and_range():
+    from advland.augment import random_crop_flip
+
+    torch.manual_seed(0)
+    x = torch.rand(16, 3, 8, 8)
+    out = random_crop_flip(x, padding=2)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.equal(out, x)
+    same = random_crop_flip(x, padding=0)  # no padding: only flips
+    assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(same, x))

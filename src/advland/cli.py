@@ -56,13 +56,15 @@ def evaluate_cmd(
     which: str = typer.Option("best", help="best (by validation robust accuracy) or last."),
     split: str = typer.Option("test", help="test or val."),
     seed: int = typer.Option(0),
+    sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Run the automatic sanity checks (SPEC §7)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Evaluate robustness: clean, PGD, CW, AutoAttack and the per-example worst case."""
+    """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
     from . import data as datasets
     from .build import resolve_device
     from .evaluate import evaluate
     from .run import load, resolve_checkpoint
+    from .sanity import run_sanity_checks
 
     if norm is not None and norm not in ("linf", "l2", "l1"):
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
@@ -78,13 +80,22 @@ def evaluate_cmd(
     report = evaluate(model, x, y, norm=norm or config.threat.norm, eps=config.threat.eps if eps is None else eps,
                       attacks=[a.strip() for a in attacks.split(",") if a.strip()], steps=steps,
                       batch_size=config.data.eval_batch_size, seed=seed, progress=progress)
-    out = report.as_dict() | {"checkpoint": str(checkpoint), "split": split}
+    checks = []
+    if sanity:
+        checks = run_sanity_checks(model, x, y, norm=report.norm, eps=report.eps,
+                                   num_classes=datasets.info(config.data.name).num_classes,
+                                   autoattack_warnings=report.warnings if "autoattack" in report.correct else None,
+                                   batch_size=config.data.eval_batch_size)
+    out = report.as_dict() | {"checkpoint": str(checkpoint), "split": split,
+                              "sanity_checks": [c.as_dict() for c in checks]}
     path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{checkpoint.stem}.json", out)
     typer.echo(f"{report.norm} eps={report.eps:g}, {report.n} {split} examples, checkpoint {checkpoint}")
     for name, acc in report.accuracy.items():
         typer.echo(f"  {name:<12} {100 * acc:6.2f} %")
     for warning in report.warnings:
         typer.echo(f"  warning: {warning}")
+    for check in checks:
+        typer.echo(f"  sanity {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
     typer.echo(f"saved {path}")
 
 

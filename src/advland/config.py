@@ -32,6 +32,8 @@ class DataConfig(Section):
     """Fraction of the training data held out for validation (checkpoint selection)."""
     batch_size: int = Field(128, gt=0)
     eval_batch_size: int = Field(500, gt=0)
+    augment: Literal["none", "crop_flip"] = "none"
+    """Training augmentation: crop_flip = random crop (zero padding 4) + horizontal flip, for images."""
 
 
 class ModelConfig(Section):

@@ -19,6 +19,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import bn_mode
+from .augment import random_crop_flip
 from .build import (
     DataSplits,
     build_data,
@@ -31,6 +32,7 @@ from .build import (
     resolve_device,
 )
 from .config import Config
+from .errors import AdvlandError
 from .evaluate import correct_under_attack, eval_threat, predict
 from .plots.training import plot_training_curves
 from .run import Run
@@ -104,6 +106,8 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.progress = progress
         self.state = TrainState()
+        if config.data.augment == "crop_flip" and self.data.x_train.dim() != 4:
+            raise AdvlandError("data.augment=crop_flip needs image data (N, C, H, W); use data.augment=none")
 
     # ---------------------------------------------------------------- schedules
     def progress_at(self, epoch: int, batch: int, n_batches: int) -> float:
@@ -147,6 +151,8 @@ class Trainer:
         for i, idx in enumerate(bar):
             x = self.data.x_train[idx].to(self.device)
             y = self.data.y_train[idx].to(self.device)
+            if self.config.data.augment == "crop_flip":
+                x = random_crop_flip(x)
             t = self.progress_at(epoch, i, n_batches)
             lr, threat = self.lr_schedule(t), self.threat_at(t)
             eps = threat.eps
