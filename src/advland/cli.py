@@ -99,6 +99,25 @@ def evaluate_cmd(
     typer.echo(f"saved {path}")
 
 
+@app.command("sweep")
+def sweep_cmd(
+    spec: Path = typer.Argument(..., help="SWEEP.yaml: base config, grid, metric (see advland.sweep)."),
+    executor: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)."),
+    workers: int = typer.Option(2, help="Runs at a time with the local executor."),
+    address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Expand a grid of config overrides into runs and execute them; finished runs are skipped."""
+    from .sweep import load_sweep, sweep
+
+    rows = sweep(spec, executor=executor, workers=workers, address=address, progress=progress)
+    failed = [r for r in rows if r["status"].startswith("failed")]
+    out_dir = Path(load_sweep(spec).out_dir)
+    typer.echo(f"{len(rows) - len(failed)} of {len(rows)} runs finished; results in {out_dir / 'results.csv'}")
+    for row in failed:
+        typer.echo(f"  {row['run']}: {row['status']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``advland`` command; returns the exit status."""
     command = typer.main.get_command(app)
