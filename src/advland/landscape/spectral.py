@@ -245,7 +245,7 @@ class SpectralDensity:
         return kernel @ self.weights.reshape(-1) / len(self.nodes)
 
 
-def slq(op: LinearOperator, n_probes: int = 10, steps: int = 80, *, seed: int = 0) -> SpectralDensity:
+def slq(op: LinearOperator, n_probes: int = 5, steps: int = 60, *, seed: int = 0) -> SpectralDensity:
     """Spectral density by stochastic Lanczos quadrature: ``n_probes`` Lanczos runs of ``steps`` steps
     from Rademacher start vectors (Ghorbani et al. 2019; PyHessian's ``density``)."""
     steps = min(steps, op.shape[0])
