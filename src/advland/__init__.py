@@ -5,9 +5,10 @@ Quick use from Python::
     import advland
     model = advland.load("runs/at")                 # trained nn.Module, inputs in [0, 1]
     x, y = advland.data.load("digits", "test")      # tensors
+    advland.landscape.surface(model, x, y)           # loss landscapes, Hessian, gradients, flatness
 """
 
-from . import data
+from . import data, landscape
 from .attacks import pgd
 from .config import Config, load_config
 from .errors import AdvlandError
@@ -19,6 +20,6 @@ from .train import Trainer, train
 
 __all__ = [
     "AdvlandError", "Config", "Run", "ThreatModel", "Trainer", "create_objective", "data", "evaluate",
-    "fgsm_rs", "load", "load_config", "pgd", "train",
+    "fgsm_rs", "landscape", "load", "load_config", "pgd", "train",
 ]
 __version__ = "0.1.0"

@@ -87,6 +87,13 @@ def build_lr_schedule(config: Config) -> schedules.Schedule:
     return schedules.constant(lr)
 
 
+def build_callbacks(config: Config) -> list:
+    """The per-epoch hooks the config asks for: landscape tracking when ``track`` enables anything."""
+    from .landscape.track import LandscapeTracker
+
+    return [LandscapeTracker(config.track)] if config.track.enabled else []
+
+
 def build_eps_schedule(config: Config) -> schedules.Schedule:
     if config.schedule.eps == "linear_warmup":
         return schedules.linear_warmup(config.threat.eps, config.schedule.eps_warmup_epochs)

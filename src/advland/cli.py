@@ -118,6 +118,335 @@ def sweep_cmd(
         typer.echo(f"  {row['run']}: {row['status']}")
 
 
+
+# ---------------------------------------------------------------- loss-landscape analyses
+
+_DATA_HELP = "Split the analysis runs on: train or test."
+_N_HELP = "Use the first n examples of the split."
+
+
+def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]):
+    """The run's training threat model, with any of norm, eps, steps, step size replaced."""
+    from dataclasses import replace
+
+    from .build import build_threat
+
+    threat = build_threat(config)
+    if norm is not None:
+        if norm not in ("linf", "l2", "l1"):
+            raise AdvlandError(f"--threat-norm must be linf, l2 or l1, got {norm!r}")
+        threat = replace(threat, norm=norm)
+    if eps is not None:
+        if eps < 0:
+            raise AdvlandError(f"--eps must be >= 0, got {eps}")
+        threat = threat.with_eps(eps)
+    if steps is not None:
+        if steps < 1:
+            raise AdvlandError(f"--attack-steps must be >= 1, got {steps}")
+        threat = replace(threat, steps=steps, step_size=threat.step_size * threat.steps / steps)
+    if step_size is not None:
+        threat = replace(threat, step_size=step_size)
+    return threat
+
+
+def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int]):
+    """(run, model on the run's device, x, y) for an analysis command."""
+    from . import data as datasets
+    from .build import resolve_device
+    from .run import load, resolve_checkpoint
+
+    if which not in ("best", "last", "init"):
+        raise AdvlandError(f"--which must be best, last or init, got {which!r}")
+    if split not in ("train", "test", "val"):
+        raise AdvlandError(f"--data must be train, test or val, got {split!r}")
+    if n is not None and n < 1:
+        raise AdvlandError(f"--n must be >= 1, got {n}")
+    if not target.exists():
+        raise AdvlandError(f"no run directory at {target}; give the folder advland train wrote")
+    run, checkpoint = resolve_checkpoint(target, which)
+    config = run.config()
+    model = load(checkpoint, device=resolve_device(config.device))
+    x, y = datasets.load(config.data.name, split, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
+    return run, model, x[:n], y[:n]
+
+
+def _span(text: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(part) for part in text.split(":"))
+    except ValueError:
+        raise AdvlandError(f"--range must look like -1:1 (two numbers lo:hi), got {text!r}") from None
+    if not lo < hi:
+        raise AdvlandError(f"--range needs lo < hi, got {text!r}")
+    return lo, hi
+
+
+def _metrics(text: str) -> list[str]:
+    from .landscape import METRICS
+
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise AdvlandError(f"unknown metric {(unknown or [text])[0]!r}; choose from {', '.join(METRICS)} (comma-separated)")
+    return metrics
+
+
+def _echo_saved(paths) -> None:
+    for path in paths:
+        typer.echo(f"saved {path}")
+
+
+@app.command()
+def landscape(
+    target: Path = typer.Argument(..., help="A run directory."),
+    dims: int = typer.Option(2, help="1 for a curve, 2 for a surface."),
+    metric: str = typer.Option("clean_loss", help="Comma-separated: clean_loss, clean_acc, adv_loss, adv_acc."),
+    data: str = typer.Option("test", help=_DATA_HELP),
+    n: int = typer.Option(512, help=_N_HELP),
+    span: str = typer.Option("-1:1", "--range", help="Grid range lo:hi along each direction."),
+    steps: int = typer.Option(21, help="Grid points per direction."),
+    norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
+    zero_bias_bn: bool = typer.Option(True, "--zero-bias-bn/--keep-bias-bn", help="Zero the direction on biases and BatchNorm."),
+    seed: int = typer.Option(0, help="Seed of the directions (seed, seed + 1) and of the attack's start."),
+    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    threat_norm: Optional[str] = typer.Option(None, help="Attack norm (default: the run's)."),
+    eps: Optional[float] = typer.Option(None, help="Attack radius (default: the run's)."),
+    attack_steps: Optional[int] = typer.Option(None, help="PGD steps (default: the run's)."),
+    step_size: Optional[float] = typer.Option(None, help="PGD step size (default: the run's, scaled with eps)."),
+    fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Loss landscape along random directions (Li et al.): a 1-D curve or a 2-D contour and surface."""
+    from .landscape import surface
+    from .plots.landscape import plot_contour, plot_curve, plot_surface3d
+
+    if dims not in (1, 2):
+        raise AdvlandError(f"--dims must be 1 or 2, got {dims}")
+    if steps < 2:
+        raise AdvlandError(f"--steps must be >= 2, got {steps}")
+    if norm not in ("filter", "layer", "none"):
+        raise AdvlandError(f"--norm must be filter, layer or none, got {norm!r}")
+    formats = [f.strip() for f in fmt.split(",") if f.strip()]
+    if not formats or any(f not in ("json", "npz") for f in formats):
+        raise AdvlandError(f"--format must be json, npz or json,npz, got {fmt!r}")
+    metrics, lo_hi = _metrics(metric), _span(span)
+    run, model, x, y = _analysis_inputs(target, which, data, n)
+    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
+    result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
+                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, progress=progress)
+    result.info |= {"checkpoint": which, "data": data}
+    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{data}"
+    paths = result.save(stem, formats)
+    if dims == 1:
+        paths.append(plot_curve(result, f"{stem}.png"))
+    else:
+        for m in metrics:
+            paths.append(plot_contour(result, m, f"{stem}_{m}_contour.png"))
+            paths.append(plot_surface3d(result, m, f"{stem}_{m}_surface.png"))
+    center = tuple(len(c) // 2 for c in result.coords)
+    typer.echo(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
+               f"{result.info['seconds']:.1f} s ({result.info['layout']} layout)")
+    for m, values in result.values.items():
+        typer.echo(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
+    _echo_saved(paths)
+
+
+@app.command()
+def interpolate(
+    run_a: Path = typer.Argument(..., help="A run directory (alone: its initial and final weights)."),
+    run_b: Optional[Path] = typer.Argument(None, help="A second run directory: interpolate A -> B."),
+    bn: str = typer.Option("interpolate", help="BatchNorm statistics: interpolate or recompute (on the train split)."),
+    metric: str = typer.Option("clean_loss,clean_acc", help="Comma-separated metrics."),
+    data: str = typer.Option("test", help=_DATA_HELP),
+    n: int = typer.Option(512, help=_N_HELP),
+    span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
+    steps: int = typer.Option(21, help="Points along the line."),
+    which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
+    seed: int = typer.Option(0),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    progress: bool = typer.Option(True, "--progress/--no-progress"),
+) -> None:
+    """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
+    from . import data as datasets
+    from .landscape import interpolate as interpolate_models
+    from .plots.landscape import plot_curve
+
+    if bn not in ("interpolate", "recompute"):
+        raise AdvlandError(f"--bn must be interpolate or recompute, got {bn!r}")
+    if steps < 2:
+        raise AdvlandError(f"--steps must be >= 2, got {steps}")
+    metrics, lo_hi = _metrics(metric), _span(span)
+    which_a, which_b = ("init", "last") if run_b is None else (which, which)
+    run, model_a, x, y = _analysis_inputs(run_a, which_a, data, n)
+    if run_b is None and not run.weights_path("init").exists():
+        raise AdvlandError(f"{run.path} has no initial checkpoint (checkpoints/init.safetensors); give two runs")
+    model_b = _analysis_inputs(run_b or run_a, which_b, data, 1)[1]
+    config = run.config()
+    threat = _threat_options(config, threat_norm, eps, attack_steps, step_size)
+    bn_x = None
+    if bn == "recompute":
+        bn_x = datasets.load(config.data.name, "train", config.data.root, val_fraction=config.data.val_fraction,
+                             seed=config.seed)[0][:n]
+    try:
+        result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
+                                    bn_data=bn_x, threat=threat, seed=seed, progress=progress)
+    except ValueError as error:
+        raise AdvlandError(str(error)) from None
+    label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
+    result.info |= {"a": label_a, "b": label_b, "data": data}
+    name = "init_to_last" if run_b is None else f"to_{run_b.name}_{which}"
+    stem = run.path / "landscape" / f"interpolation_{name}_{data}"
+    paths = result.save(stem) + [plot_curve(result, f"{stem}.png", xlabel=f"t  ({label_a} → {label_b})")]
+    typer.echo(f"interpolation {label_a} -> {label_b}, {len(y)} {data} examples, BN {bn}")
+    for m, values in result.values.items():
+        typer.echo(f"  {m:<10} t=0: {values[0]:.4f}   t=1: {values[-1]:.4f}   max: {values.max():.4f}")
+    _echo_saved(paths)
+
+
+@app.command()
+def hessian(
+    target: Path = typer.Argument(..., help="A run directory."),
+    loss: str = typer.Option("adv", help="clean or adv (adversarial examples crafted once, held fixed)."),
+    top_k: int = typer.Option(5, help="Number of top eigenvalues (Lanczos)."),
+    tol: float = typer.Option(1e-3, help="Relative residual tolerance of the eigenpairs."),
+    trace: bool = typer.Option(False, "--trace", help="Also estimate the trace (Hutchinson)."),
+    probes: int = typer.Option(100, help="Hutchinson probes for --trace."),
+    density: bool = typer.Option(False, "--density", help="Also estimate the spectral density (SLQ) and plot it."),
+    density_probes: int = typer.Option(5, help="SLQ: Lanczos runs (random start vectors)."),
+    density_steps: int = typer.Option(60, help="SLQ: Lanczos steps per run (HVPs)."),
+    per_block: bool = typer.Option(False, "--blocks", help="Also the top eigenvalue of each layer's block."),
+    data: str = typer.Option("train", help=_DATA_HELP),
+    n: int = typer.Option(512, help=_N_HELP),
+    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    seed: int = typer.Option(0),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+) -> None:
+    """Hessian spectrum of the clean or adversarial loss: top eigenvalues, trace, density."""
+    import time
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from .landscape import HessianOperator, blocks, hutchinson, lanczos, slq
+    from .landscape import hessian as hessian_operator
+    from .plots.landscape import plot_density
+
+    if loss not in ("clean", "adv"):
+        raise AdvlandError(f"--loss must be clean or adv, got {loss!r}")
+    if top_k < 1 or probes < 2 or density_probes < 1 or density_steps < 2:
+        raise AdvlandError("--top-k and --density-probes must be >= 1, --probes and --density-steps >= 2")
+    run, model, x, y = _analysis_inputs(target, which, data, n)
+    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size) if loss == "adv" else None
+    start = time.perf_counter()
+    op = hessian_operator(model, x, y, threat=threat, seed=seed)
+    eig = lanczos(op, k=min(top_k, op.shape[0]), tol=tol, seed=seed)
+    out = {"loss": loss, "n": len(y), "data": data, "checkpoint": which, "threat": None if threat is None else asdict(threat),
+           "parameters": op.shape[0], "top_eigenvalues": eig.values.tolist(), "residuals": eig.residuals.tolist(),
+           "converged": eig.converged, "lanczos_products": eig.n_products}
+    typer.echo(f"Hessian of the {loss} loss, {len(y)} {data} examples, P = {op.shape[0]} weights")
+    typer.echo(f"  top-{len(eig.values)} eigenvalues: {', '.join(f'{v:.5g}' for v in eig.values.tolist())}"
+               f"   ({eig.n_products} HVPs, converged: {eig.converged})")
+    paths = []
+    if trace:
+        t = hutchinson(op, probes, seed=seed)
+        out["trace"] = {"value": t.value, "std_error": t.std_error, "probes": probes}
+        typer.echo(f"  trace: {t.value:.5g} ± {t.std_error:.2g} (Hutchinson, {probes} probes)")
+    if density:
+        d = slq(op, density_probes, density_steps, seed=seed)
+        grid = np.linspace(d.nodes.min() - 0.05 * np.ptp(d.nodes), d.nodes.max() + 0.05 * np.ptp(d.nodes), 1000)
+        values = d.density(grid)
+        out["density"] = {"nodes": d.nodes.tolist(), "weights": d.weights.tolist(), "grid": grid.tolist(),
+                          "density": values.tolist(), "trace_estimate": d.trace().value}
+        paths.append(plot_density(grid, values, run.path / "landscape" / f"hessian_{loss}_density.png",
+                                  eig.values.tolist()))
+        typer.echo(f"  density: SLQ, {len(d.nodes)} probes x {d.nodes.shape[1]} steps; trace from it {d.trace().value:.5g}")
+    if per_block:
+        out["blocks"] = {}
+        for name, params in blocks(model).items():
+            block = HessianOperator(model, op.inputs, y, params=params)
+            value = lanczos(block, k=1, tol=tol, seed=seed).values[0].item()
+            out["blocks"][name] = value
+            typer.echo(f"  block {name:<28} top eigenvalue {value:.5g}")
+    out["seconds"] = time.perf_counter() - start
+    paths.insert(0, run.write_json(f"landscape/hessian_{loss}_{data}.json", out))
+    typer.echo(f"  {out['seconds']:.1f} s")
+    _echo_saved(paths)
+
+
+@app.command()
+def gradients(
+    target: Path = typer.Argument(..., help="A run directory."),
+    data: str = typer.Option("train", help=_DATA_HELP),
+    n: int = typer.Option(512, help=_N_HELP),
+    step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
+    radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
+    directions: int = typer.Option(3, help="Lipschitz: random directions Δ."),
+    eps_linf: Optional[float] = typer.Option(None, help="L-inf budget (default: the run's, or eps_l2·4/√d)."),
+    eps_l2: Optional[float] = typer.Option(None, help="L2 budget (default: the run's, or eps_linf·√d/4)."),
+    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Gradient norm, scattering and Lipschitz estimate of the adversarial loss, under L-inf and L2."""
+    import math
+    from dataclasses import asdict
+
+    from .landscape import gradient_lipschitz, gradient_norm, gradient_scattering
+    from .threat import ThreatModel
+
+    if step <= 0 or radius <= 0 or directions < 1:
+        raise AdvlandError("--step and --radius must be > 0 and --directions >= 1")
+    run, model, x, y = _analysis_inputs(target, which, data, n)
+    threat = _threat_options(run.config(), None, None, None, None)
+    root_d = math.sqrt(x[0].numel())
+    run_eps = {threat.norm: threat.eps}
+    linf = eps_linf if eps_linf is not None else run_eps.get("linf", (eps_l2 or run_eps.get("l2", 0.0)) * 4 / root_d)
+    l2 = eps_l2 if eps_l2 is not None else run_eps.get("l2", linf * root_d / 4)
+    out = {"n": len(y), "data": data, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
+    typer.echo(f"gradient statistics, {len(y)} {data} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
+    for norm, eps in (("linf", linf), ("l2", l2)):
+        t = ThreatModel(norm, eps, 2.5 * eps / threat.steps, threat.steps)
+        scattering = gradient_scattering(model, x, y, t, step=step, seed=seed)
+        lipschitz = gradient_lipschitz(model, x, y, t, radius=radius, n_directions=directions, seed=seed)
+        out[norm] = {"threat": asdict(t), "grad_norm": gradient_norm(model, x, y, t, seed=seed),
+                     "scattering": asdict(scattering), "lipschitz": asdict(lipschitz) | {"mean": lipschitz.mean}}
+        typer.echo(f"  {norm:<4} eps={eps:.4g}: ‖∇L_eps‖ {out[norm]['grad_norm']:.4g}   "
+                   f"cos δ {scattering.cos_delta:.4f}   cos sign δ {scattering.cos_sign_delta:.4f}   "
+                   f"cos ∇ {scattering.cos_grad:.4f}   Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
+    _echo_saved([run.write_json(f"landscape/gradients_{data}.json", out)])
+
+
+@app.command()
+def flatness(
+    target: Path = typer.Argument(..., help="A run directory."),
+    data: str = typer.Option("test", help=_DATA_HELP),
+    n: int = typer.Option(512, help=_N_HELP),
+    xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
+    xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
+    samples: int = typer.Option(10, help="Random perturbations for the average case."),
+    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    seed: int = typer.Option(0),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+) -> None:
+    """Average- and worst-case flatness of the robust loss (Stutz et al. 2021)."""
+    from dataclasses import asdict
+
+    from .landscape import average_flatness, worst_flatness
+
+    if xi_average < 0 or xi_worst < 0 or samples < 1:
+        raise AdvlandError("--xi-average and --xi-worst must be >= 0 and --samples >= 1")
+    run, model, x, y = _analysis_inputs(target, which, data, n)
+    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
+    average = average_flatness(model, x, y, threat, xi=xi_average, n_samples=samples, seed=seed)
+    worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed)
+    out = {"n": len(y), "data": data, "checkpoint": which, "threat": asdict(threat),
+           "average": asdict(average), "worst": asdict(worst)}
+    typer.echo(f"flatness of the robust loss, {len(y)} {data} examples; robust loss at θ {average.base_loss:.4f}")
+    typer.echo(f"  average case (xi={xi_average:g}, {samples} samples): +{average.value:.4f}")
+    typer.echo(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
+    _echo_saved([run.write_json(f"landscape/flatness_{data}.json", out)])
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``advland`` command; returns the exit status."""
     command = typer.main.get_command(app)

@@ -92,6 +92,31 @@ class EvalConfig(Section):
     """Evaluate on the first test_n test examples only (default: all)."""
 
 
+class TrackConfig(Section):
+    """Loss-landscape quantities measured during training, on the first ``n`` training examples,
+    with the training threat model at its target eps; they land in metrics.jsonl and in
+    RUN/landscape/tracked.png. Every ``*_every`` is in epochs; 0 turns the quantity off."""
+
+    n: int = Field(512, gt=0)
+    grad_norm: bool = False
+    """‖∇L_eps‖₂ of the adversarial loss after every epoch (liu2020: non-vanishing gradients)."""
+    hessian_every: int = Field(0, ge=0)
+    """Top eigenvalues of the Hessian of the adversarial loss (x' crafted once, eval mode)."""
+    hessian_top_k: int = Field(1, ge=1)
+    scattering_every: int = Field(0, ge=0)
+    """Gradient scattering between θ and θ + 0.01·‖θ‖·u (cosines of δ, sign δ and ∇L_eps)."""
+    lipschitz_every: int = Field(0, ge=0)
+    """Gradient Lipschitz estimate with ‖Δ‖ = 0.01·‖θ‖, attack re-run (kanai2021)."""
+    flatness_every: int = Field(0, ge=0)
+    """Average-case flatness of the robust loss (Stutz et al. 2021, xi = 0.5, 5 samples)."""
+
+    @property
+    def enabled(self) -> bool:
+        """Whether anything is tracked."""
+        every = (self.hessian_every, self.scattering_every, self.lipschitz_every, self.flatness_every)
+        return self.grad_norm or any(e > 0 for e in every)
+
+
 class Config(Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -100,6 +125,7 @@ class Config(Section):
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     eval: EvalConfig = EvalConfig()
+    track: TrackConfig = TrackConfig()
     epochs: int = Field(30, gt=0)
     seed: int = 0
     deterministic: bool = True

@@ -6,7 +6,9 @@ Layout::
     RUN/metrics.jsonl            one JSON object per epoch
     RUN/summary.json             final test numbers
     RUN/checkpoints/state.pt     full training state for exact resume (weights-only loadable)
-    RUN/checkpoints/last.safetensors, best.safetensors   model weights
+    RUN/checkpoints/init.safetensors, last.safetensors, best.safetensors   model weights
+                                 (before training, after the last epoch, best by validation)
+    RUN/landscape/               loss-landscape analyses (numbers as JSON/NPZ, figures as PNG)
 
 Every file is written atomically (temporary file, fsync, rename), so a crash during a write
 leaves the previous version intact. Nothing is ever unpickled: weights are safetensors and the
@@ -160,7 +162,7 @@ def load(target: str | Path, which: str = "best", device: str | torch.device = "
 
     Args:
         target: a run directory (or a ``.safetensors`` file inside its ``checkpoints/``).
-        which: "best" (by validation robust accuracy) or "last".
+        which: "best" (by validation robust accuracy), "last", or "init" (the weights before training).
     """
     from .build import build_model
 

@@ -22,6 +22,7 @@ from .attacks import bn_mode
 from .augment import random_crop_flip
 from .build import (
     DataSplits,
+    build_callbacks,
     build_data,
     build_eps_schedule,
     build_lr_schedule,
@@ -78,7 +79,7 @@ class Trainer:
         model: a user model taking inputs in [0, 1] (default: the config's registered model).
         data: user data splits (default: the config's dataset).
         run: the run directory (default: ``config.out_dir/config.name``).
-        callbacks: extra per-epoch hooks (e.g. landscape tracking).
+        callbacks: extra per-epoch hooks; those the config's ``track`` section asks for are added.
         progress: show progress bars.
     """
 
@@ -103,7 +104,7 @@ class Trainer:
         self.lr_schedule = build_lr_schedule(config)
         self.eps_schedule = build_eps_schedule(config)
         self.run = run if run is not None else Run.for_config(config)
-        self.callbacks = list(callbacks)
+        self.callbacks = [*callbacks, *build_callbacks(config)]
         self.progress = progress
         self.state = TrainState()
         if config.data.augment == "crop_flip" and self.data.x_train.dim() != 4:
@@ -220,6 +221,7 @@ class Trainer:
             self.restore()
         else:
             self.run.write_config(self.config)
+            self.run.save_weights("init", self.model)
         epochs = tqdm(range(self.state.epoch, self.config.epochs), initial=self.state.epoch,
                       total=self.config.epochs, desc="train", disable=not self.progress)
         for epoch in epochs:

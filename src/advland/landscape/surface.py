@@ -1,0 +1,352 @@
+"""Loss landscapes on grids of weight points: 1-D and 2-D surfaces, and interpolation between checkpoints.
+
+A surface evaluates metrics at θ + a·d1 (+ b·d2) for a, b on a grid (Li et al. 2018); an
+interpolation at (1 − t)·θ_A + t·θ_B. Metrics, per point:
+
+* ``clean_loss`` / ``clean_acc``: mean cross-entropy (nats) / accuracy (fraction) on (x, y);
+* ``adv_loss`` / ``adv_acc``: the same on adversarial inputs, with PGD **re-run at every point**
+  under the given threat model (what liu2020 and wu2020 plot).
+
+How the grid is evaluated (measured in docs/landscape.md): the data is moved to the model's
+device and laid out once; each weight point is one fused vector operation
+(``base + b·d2``), its parameters are views into it, and the forward passes go through
+``torch.func.functional_call``; nothing is written into the module. Points are evaluated one at
+a time: stacking K points with ``torch.func.vmap`` turns every convolution into a grouped one,
+which oneDNN runs about 2x slower per point than K separate calls on CPU. With
+``layout="auto"``, the first point is timed in NCHW and channels-last layout and the faster is
+kept (like ``cudnn.benchmark``): which one wins depends on the model, the threads and the load.
+The attack's random start is drawn from the same seed at every point (common random numbers),
+so differences between points come from the weights, not from the start.
+
+BatchNorm: surfaces keep the running statistics of the origin; interpolation either
+interpolates them linearly between the two checkpoints or recomputes them at every point.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..threat import ThreatModel
+from .directions import DirectionSpec, Normalization, random_directions
+from .errors import LandscapeError
+from .flat import FlatModel
+from .losses import DEFAULT_BATCH, point_metrics, seeded
+
+METRICS: tuple[str, ...] = ("clean_loss", "clean_acc", "adv_loss", "adv_acc")
+BNHandling = Literal["interpolate", "recompute"]
+Layout = Literal["auto", "contiguous", "channels_last"]
+
+
+@dataclass
+class Landscape:
+    """Metric values on a 1-D or 2-D grid of weight points.
+
+    ``values[m][i]`` (1-D) or ``values[m][i, j]`` (2-D) is metric m at coordinates
+    ``coords[0][i]`` (and ``coords[1][j]``). Losses are mean cross-entropy in nats, accuracies
+    fractions in [0, 1]. ``info`` says how the grid was made (directions, threat, data, seconds).
+    """
+
+    coords: list[np.ndarray]
+    values: dict[str, np.ndarray]
+    info: dict[str, Any] = field(default_factory=dict)
+    directions: list[torch.Tensor] = field(default_factory=list, repr=False)
+
+    @property
+    def dims(self) -> int:
+        return len(self.coords)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict: coordinates, values (nested lists) and info."""
+        return {
+            "coords": [c.tolist() for c in self.coords],
+            "values": {k: v.tolist() for k, v in self.values.items()},
+            "info": self.info,
+        }
+
+    def save(self, stem: str | Path, formats: Sequence[str] = ("json", "npz")) -> list[Path]:
+        """Write ``stem.json`` (numbers and info) and/or ``stem.npz`` (the same arrays and the directions)."""
+        stem = Path(stem)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        paths = []
+        if "json" in formats:
+            paths.append(stem.parent / f"{stem.name}.json")
+            paths[-1].write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+        if "npz" in formats:
+            arrays = {f"coords_{i}": c for i, c in enumerate(self.coords)}
+            arrays |= {f"values_{k}": v for k, v in self.values.items()}
+            arrays |= {f"direction_{i}": d.detach().cpu().numpy() for i, d in enumerate(self.directions)}
+            paths.append(stem.parent / f"{stem.name}.npz")
+            np.savez_compressed(paths[-1], info=json.dumps(self.info), **arrays)
+        return paths
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Landscape":
+        """Read a landscape written by :meth:`save` (give the .npz file)."""
+        with np.load(Path(path)) as data:
+            coords = [data[k] for k in sorted(k for k in data.files if k.startswith("coords_"))]
+            values = {k.removeprefix("values_"): data[k] for k in data.files if k.startswith("values_")}
+            directions = [torch.from_numpy(data[k]) for k in sorted(k for k in data.files if k.startswith("direction_"))]
+            info = json.loads(str(data["info"]))
+        return cls(coords, values, info, directions)
+
+
+def grid(span: tuple[float, float], steps: int) -> np.ndarray:
+    """``steps`` evenly spaced coordinates from span[0] to span[1], with the one nearest 0 snapped to exactly 0."""
+    if steps < 2 or not span[0] < span[1]:
+        raise LandscapeError(f"a grid needs steps >= 2 and lo < hi, got steps={steps}, span={span}")
+    coords = np.linspace(span[0], span[1], steps)
+    coords[np.abs(coords) < 1e-9 * (span[1] - span[0])] = 0.0
+    return coords
+
+
+def _check_metrics(metrics: Sequence[str], threat: ThreatModel | None) -> list[str]:
+    metrics = list(dict.fromkeys(metrics))
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        raise LandscapeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from {', '.join(METRICS)}")
+    if threat is None and any(m.startswith("adv") for m in metrics):
+        raise LandscapeError("adversarial metrics (adv_loss, adv_acc) need a threat model")
+    return metrics
+
+
+def _metrics_at(flat, theta, x, y, metrics, threat, batch_size, seed, buffers=None) -> dict[str, float]:
+    """The requested metrics at one point; one attack serves both adv_loss and adv_acc."""
+    out: dict[str, float] = {}
+    for kind, point_threat in (("clean", None), ("adv", threat)):
+        if any(m.startswith(kind) for m in metrics):
+            with seeded(seed):
+                result = point_metrics(flat, theta, x, y, point_threat, batch_size=batch_size, buffers=buffers)
+            out[f"{kind}_loss"], out[f"{kind}_acc"] = result.loss, result.acc
+    return {m: out[m] for m in metrics}
+
+
+def _prepared(flat: FlatModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return flat.layout(x.to(flat.device)), y.to(flat.device)
+
+
+def _seconds_per_point(flat, theta, x, y, metrics, threat, batch_size, seed) -> float:
+    """Best of two timed evaluations of one point, after one warm-up (oneDNN builds its kernels)."""
+    x = flat.layout(x)
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        _metrics_at(flat, theta, x, y, metrics, threat, batch_size, seed)
+        times.append(time.perf_counter() - start)
+    return min(times[1:])
+
+
+def choose_layout(model, x, y, metrics, threat, batch_size, seed, layout: Layout) -> FlatModel:
+    """A FlatModel in the given layout, or with "auto" in the one that evaluates a point faster."""
+    if layout not in ("auto", "contiguous", "channels_last"):
+        raise LandscapeError(f"layout must be auto, contiguous or channels_last, got {layout!r}")
+    if layout != "auto" or x.dim() != 4:
+        return FlatModel(model, channels_last=layout == "channels_last")
+    candidates = [FlatModel(model, channels_last=c) for c in (False, True)]
+    theta = candidates[0].vector()
+    return min(candidates, key=lambda f: _seconds_per_point(f, theta, x, y, metrics, threat, batch_size, seed))
+
+
+def evaluate_grid(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    directions: Sequence[torch.Tensor],
+    coords: Sequence[np.ndarray],
+    *,
+    metrics: Sequence[str] = ("clean_loss",),
+    threat: ThreatModel | None = None,
+    batch_size: int | None = DEFAULT_BATCH,
+    seed: int = 0,
+    layout: Layout = "auto",
+    progress: bool = False,
+) -> Landscape:
+    """Metrics at θ + coords[0][i]·directions[0] (+ coords[1][j]·directions[1]), θ the model's weights.
+
+    Args:
+        directions: one or two flat vectors in the parameter order of ``FlatModel(model)``.
+        coords: one coordinate array per direction.
+        metrics: any of clean_loss, clean_acc, adv_loss, adv_acc.
+        threat: the attack re-run at every point for the adversarial metrics.
+        seed: seed of the attack's random start (the same at every point).
+        layout: memory layout of the forward passes: "contiguous", "channels_last", or "auto"
+            (time one point in both and keep the faster).
+    """
+    if len(directions) != len(coords) or len(directions) not in (1, 2):
+        raise LandscapeError("give one or two directions, each with its coordinate array")
+    metrics = _check_metrics(metrics, threat)
+    start = time.perf_counter()
+    device = next(model.parameters()).device
+    flat = choose_layout(model, x.to(device), y.to(device), metrics, threat, batch_size, seed, layout)
+    theta = flat.vector()
+    x, y = _prepared(flat, x, y)
+    d1, d2 = directions[0].to(theta), (directions[1].to(theta) if len(directions) == 2 else None)
+    shape = tuple(len(c) for c in coords)
+    values = {m: np.empty(shape) for m in metrics}
+    bar = tqdm(total=int(np.prod(shape)), desc="landscape", disable=not progress, leave=False)
+    for i, a in enumerate(coords[0]):
+        base = torch.add(theta, d1, alpha=float(a))
+        for j, b in enumerate(coords[1] if d2 is not None else [None]):
+            point = base if b is None else torch.add(base, d2, alpha=float(b))
+            index = (i,) if b is None else (i, j)
+            for m, v in _metrics_at(flat, point, x, y, metrics, threat, batch_size, seed).items():
+                values[m][index] = v
+            bar.update()
+    bar.close()
+    info = {"n": len(y), "metrics": metrics, "threat": _threat_info(threat), "seed": seed,
+            "seconds": time.perf_counter() - start, "points": int(np.prod(shape)),
+            "layout": "channels_last" if flat.channels_last else "contiguous"}
+    return Landscape([np.asarray(c, dtype=float) for c in coords], values, info, [d.detach() for d in directions])
+
+
+def surface(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    dims: int = 2,
+    metrics: Sequence[str] = ("clean_loss",),
+    span: tuple[float, float] = (-1.0, 1.0),
+    steps: int = 21,
+    norm: Normalization = "filter",
+    zero_bias_bn: bool = True,
+    seed: int = 0,
+    threat: ThreatModel | None = None,
+    directions: Sequence[torch.Tensor] | None = None,
+    batch_size: int | None = DEFAULT_BATCH,
+    layout: Layout = "auto",
+    progress: bool = False,
+) -> Landscape:
+    """A 1-D curve or 2-D surface of ``metrics`` around the model's weights along random directions.
+
+    The directions are Gaussian, normalized by ``norm`` (filter, layer, none), drawn with seeds
+    ``seed`` and ``seed + 1`` (recorded in ``info["directions"]`` and saved as vectors); pass
+    ``directions`` (e.g. Hessian eigenvectors) to use your own. The grid is ``steps`` points
+    per axis over ``span`` (default [-1, 1]).
+    """
+    if dims not in (1, 2):
+        raise LandscapeError(f"dims must be 1 or 2, got {dims}")
+    specs: list[DirectionSpec] = []
+    if directions is None:
+        directions, specs = random_directions(FlatModel(model), dims, seed=seed, norm=norm, zero_bias_bn=zero_bias_bn)
+    elif len(directions) != dims:
+        raise LandscapeError(f"dims={dims} needs {dims} directions, got {len(directions)}")
+    coords = [grid(span, steps)] * dims
+    result = evaluate_grid(model, x, y, directions, coords, metrics=metrics, threat=threat,
+                           batch_size=batch_size, seed=seed, layout=layout, progress=progress)
+    result.info |= {"kind": "surface", "span": list(span), "steps": steps,
+                    "directions": [dataclasses.asdict(s) for s in specs] if specs else "given"}
+    return result
+
+
+# ---------------------------------------------------------------- interpolation
+
+def _float_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: b.detach() for n, b in model.named_buffers() if b.is_floating_point()}
+
+
+@contextmanager
+def _bn_statistics_mode(model: nn.Module) -> Iterator[list[nn.modules.batchnorm._BatchNorm]]:
+    """BatchNorm layers in train mode with cumulative averaging (momentum None), the rest in eval mode."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    flags = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in norms}
+    model.eval()
+    for m in norms:
+        m.train()
+        m.momentum = None
+    try:
+        yield norms
+    finally:
+        for m, flag in flags.items():
+            m.training = flag
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+
+
+def recompute_bn_statistics(
+    flat: FlatModel, theta: torch.Tensor, x: torch.Tensor, batch_size: int | None = DEFAULT_BATCH
+) -> dict[str, torch.Tensor]:
+    """BatchNorm running statistics of the model at ``theta``, averaged over the batches of ``x``.
+
+    Returns the buffers by name (empty for a model without BatchNorm); the module is not modified.
+    """
+    fresh: dict[str, torch.Tensor] = {}
+    with _bn_statistics_mode(flat.model) as norms, torch.no_grad():
+        names = {m: n for n, m in flat.model.named_modules()}
+        for m in norms:
+            prefix = names[m]
+            fresh[f"{prefix}.running_mean"] = torch.zeros_like(m.running_mean)
+            fresh[f"{prefix}.running_var"] = torch.ones_like(m.running_var)
+            fresh[f"{prefix}.num_batches_tracked"] = torch.zeros_like(m.num_batches_tracked)
+        if fresh:
+            model_at = flat.at(theta, fresh)
+            for xb in x.split(batch_size or len(x)):
+                model_at(xb)
+    return fresh
+
+
+def interpolate(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    metrics: Sequence[str] = ("clean_loss", "clean_acc"),
+    span: tuple[float, float] = (0.0, 1.0),
+    steps: int = 21,
+    bn: BNHandling = "interpolate",
+    bn_data: torch.Tensor | None = None,
+    threat: ThreatModel | None = None,
+    batch_size: int | None = DEFAULT_BATCH,
+    seed: int = 0,
+    progress: bool = False,
+) -> Landscape:
+    """Metrics along the line θ(t) = (1 − t)·θ_A + t·θ_B, t on a grid over ``span`` (default [0, 1]).
+
+    Args:
+        bn: "interpolate" the BatchNorm running statistics linearly like the weights, or
+            "recompute" them at every point from ``bn_data`` (default: ``x``) in train mode.
+    At t = 0 and t = 1 with ``bn="interpolate"`` the metrics are exactly those of A and B.
+    """
+    if bn not in ("interpolate", "recompute"):
+        raise LandscapeError(f"bn must be interpolate or recompute, got {bn!r}")
+    metrics = _check_metrics(metrics, threat)
+    flat_a, flat_b = FlatModel(model_a), FlatModel(model_b)
+    if flat_a.names != flat_b.names or flat_a.shapes != flat_b.shapes:
+        raise LandscapeError("the two models must have the same architecture (parameter names and shapes)")
+    theta_a, theta_b = flat_a.vector(), flat_b.vector().to(flat_a.device)
+    buffers_a = _float_buffers(model_a)
+    buffers_b = {n: b.to(flat_a.device) for n, b in _float_buffers(model_b).items()}
+    x, y = _prepared(flat_a, x, y)
+    bn_x = x if bn_data is None else flat_a.layout(bn_data.to(flat_a.device))
+    ts = grid(span, steps)
+    values = {m: np.empty(len(ts)) for m in metrics}
+    start = time.perf_counter()
+    for i, t in enumerate(tqdm(ts.tolist(), desc="interpolate", disable=not progress, leave=False)):
+        point = (1.0 - t) * theta_a + t * theta_b
+        if bn == "interpolate":
+            buffers = {n: (1.0 - t) * buffers_a[n] + t * buffers_b[n] for n in buffers_a}
+        else:
+            buffers = recompute_bn_statistics(flat_a, point, bn_x, batch_size)
+        for m, v in _metrics_at(flat_a, point, x, y, metrics, threat, batch_size, seed, buffers).items():
+            values[m][i] = v
+    info = {"kind": "interpolation", "bn": bn, "span": list(span), "steps": steps, "n": len(y),
+            "metrics": metrics, "threat": _threat_info(threat), "seed": seed,
+            "seconds": time.perf_counter() - start, "points": len(ts)}
+    return Landscape([ts], values, info, [theta_b - theta_a])
+
+
+def _threat_info(threat: ThreatModel | None) -> dict[str, Any] | None:
+    return None if threat is None else dataclasses.asdict(threat)
