@@ -7,6 +7,7 @@ Layout::
     RUN/summary.json             final test numbers
     RUN/checkpoints/state.pt     full training state for exact resume (weights-only loadable)
     RUN/checkpoints/last.safetensors, best.safetensors   model weights
+    RUN/checkpoints/snapshot_<epoch>.safetensors         weights at cycle ends (schedule.snapshots)
 
 Every file is written atomically (temporary file, fsync, rename), so a crash during a write
 leaves the previous version intact. Nothing is ever unpickled: weights are safetensors and the
@@ -80,6 +81,11 @@ class Run:
 
     def weights_path(self, which: str) -> Path:
         return self.checkpoint_dir / f"{which}.safetensors"
+
+    def snapshot_paths(self) -> list[Path]:
+        """The cycle-end snapshots of this run, in epoch order."""
+        paths = self.checkpoint_dir.glob("snapshot_*.safetensors")
+        return sorted(paths, key=lambda path: int(path.stem.removeprefix("snapshot_")))
 
     @classmethod
     def for_config(cls, config: Config) -> "Run":
@@ -172,3 +178,15 @@ def load(target: str | Path, which: str = "best", device: str | torch.device = "
     model = build_model(config)
     model.load_state_dict(load_weights(path))
     return model.to(device).eval()
+
+
+def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The snapshot ensemble of a run (mean softmax of its cycle-end snapshots), in eval mode."""
+    from .ensemble import SnapshotEnsemble
+
+    run = Run(target)
+    paths = run.snapshot_paths()
+    if not paths:
+        raise AdvlandError(f"{run.path} has no snapshots (checkpoints/snapshot_*.safetensors); "
+                           f"train with schedule.snapshots=true")
+    return SnapshotEnsemble([load(path, device=device) for path in paths]).eval()
