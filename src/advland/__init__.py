@@ -10,9 +10,9 @@ Quick use from Python::
 from . import data
 from .attacks import pgd
 from .config import Config, load_config
+from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import evaluate
-from .ensemble import SnapshotEnsemble
 from .objectives import create_objective
 from .optim import EntropySGD
 from .perturb import WeightPerturbation

@@ -8,7 +8,7 @@ so every attack (PGD, CW, AutoAttack) attacks the averaged prediction without sp
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -27,7 +27,7 @@ sqrt(2 * inner_lr) * noise, and weight decay and momentum inside the inner steps
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

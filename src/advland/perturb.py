@@ -18,8 +18,9 @@ buffer (BatchNorm running statistics) is put back as it was: the ascent never ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import nn

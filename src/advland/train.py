@@ -21,7 +21,8 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -253,17 +254,22 @@ class Trainer:
                                f"step than an epoch has ({n_batches}); lower optimizer.L or data.batch_size")
         starts = range(0, n_batches - per_step + 1, per_step)
         for start in tqdm(starts, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress or len(starts) < 20):
-            stream = iter(range(start, start + per_step))
-
-            def closure() -> torch.Tensor:
-                i = next(stream)
-                x, y = self._batch(batches[i])
-                step = self._gradient(x, y, self.threat_at(self.progress_at(epoch, i, n_batches)))
-                self._measure(meter, step, x, y)
-                return torch.tensor(step.loss)
-
             self.set_lr(self.lr_schedule(self.progress_at(epoch, start, n_batches)))
-            self.optimizer.step(closure)
+            self.optimizer.step(self._inner_closure(epoch, batches, range(start, start + per_step), meter))
+
+    def _inner_closure(self, epoch: int, batches: list[torch.Tensor], indices: range,
+                       meter: EpochMeter) -> Callable[[], torch.Tensor]:
+        """A closure that, at each call, backpropagates the next of ``batches[indices]`` attacked at the current weights."""
+        stream = iter(indices)
+
+        def closure() -> torch.Tensor:
+            i = next(stream)
+            x, y = self._batch(batches[i])
+            step = self._gradient(x, y, self.threat_at(self.progress_at(epoch, i, len(batches))))
+            self._measure(meter, step, x, y)
+            return torch.tensor(step.loss)
+
+        return closure
 
     def validate(self) -> dict[str, float]:
         """Clean and PGD accuracy on the validation split at the target eps (the checkpoint criterion)."""
@@ -374,7 +380,7 @@ class Trainer:
             f"{prefix}test_robust_acc": correct_under_attack(model, x, y, threat, batch_size=batch).float().mean().item(),
         }
 
-    def _snapshot_ensemble(self, paths: list) -> SnapshotEnsemble:
+    def _snapshot_ensemble(self, paths: list[Path]) -> SnapshotEnsemble:
         """The cycle-end snapshots as copies of the trained model (works for user models too)."""
         from .run import load_weights
 
