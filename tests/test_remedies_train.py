@@ -128,3 +128,22 @@ def test_user_errors_are_one_line(tiny: DataSplits, tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error:") and "no snapshots" in err[0]
     assert "schedule.cycles" in err[1] and len(err) == 2
+
+
+@pytest.mark.parametrize("method", ["at_pas", "at_awp", "at_entropysgd"])
+def test_resume_continues_exactly(tiny: DataSplits, tmp_path: Path, monkeypatch, method: str) -> None:
+    straight, _ = _train(tiny, tmp_path / "straight", METHODS[method])
+    original = Trainer.train_epoch
+
+    def crash_in_second_epoch(self: Trainer, epoch: int):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return original(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", crash_in_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny, tmp_path / "resumed", METHODS[method])
+    monkeypatch.setattr(Trainer, "train_epoch", original)
+    resumed, _ = _train(tiny, tmp_path / "resumed", [*METHODS[method], "resume=true"])
+    for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
