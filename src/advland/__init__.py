@@ -11,15 +11,19 @@ Quick use from Python::
 from . import data, landscape
 from .attacks import pgd
 from .config import Config, load_config
+from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import evaluate
 from .objectives import create_objective
-from .run import Run, load
+from .optim import EntropySGD
+from .perturb import WeightPerturbation
+from .run import Run, load, load_ensemble
 from .threat import ThreatModel, fgsm_rs
 from .train import Trainer, train
 
 __all__ = [
-    "AdvlandError", "Config", "Run", "ThreatModel", "Trainer", "create_objective", "data", "evaluate",
-    "fgsm_rs", "landscape", "load", "load_config", "pgd", "train",
+    "AdvlandError", "Config", "EntropySGD", "Run", "SnapshotEnsemble", "ThreatModel", "Trainer", "WeightPerturbation",
+    "create_objective", "data", "evaluate", "fgsm_rs", "landscape", "load", "load_config", "load_ensemble", "pgd",
+    "train",
 ]
 __version__ = "0.1.0"

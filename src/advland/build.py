@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -12,6 +14,8 @@ from . import schedules
 from .config import Config
 from .models import create_model
 from .objectives import Objective, create_objective
+from .optim import EntropySGD
+from .perturb import WeightPerturbation, asam, awp, sam
 from .threat import ThreatModel
 
 
@@ -72,19 +76,44 @@ def build_optimizer(config: Config, params) -> torch.optim.Optimizer:
     o = config.optimizer
     if o.name == "sgd":
         return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=o.nesterov)
+    if o.name == "entropy_sgd":
+        return EntropySGD(params, lr=o.lr, L=o.L, gamma0=o.gamma0, gamma1=o.gamma1, noise=o.noise, alpha=o.alpha,
+                          inner_lr=o.inner_lr, momentum=o.momentum, nesterov=o.nesterov,
+                          weight_decay=o.weight_decay, outer_gamma=o.outer_gamma, legacy=o.legacy)
     return torch.optim.Adam(params, lr=o.lr, weight_decay=o.weight_decay)
 
 
+def build_perturbation(config: Config) -> WeightPerturbation | None:
+    """The configured weight perturbation (AWP, SAM, ASAM), or None."""
+    p = config.perturb
+    if p.name == "awp":
+        return awp(p.resolved_gamma(config.objective.name), per_filter=p.per_filter, steps=p.steps)
+    if p.name == "sam":
+        return sam(p.resolved_rho(), steps=p.steps)
+    if p.name == "asam":
+        return asam(p.resolved_rho(), eta=p.eta, steps=p.steps)
+    return None
+
+
+_LR_SCHEDULES = {
+    "piecewise": schedules.piecewise,
+    "cosine": schedules.cosine,
+    "one_cycle": schedules.one_cycle,
+    "constant": lambda lr, total: schedules.constant(lr),
+}
+
+
 def build_lr_schedule(config: Config) -> schedules.Schedule:
-    lr, total = config.optimizer.lr, float(config.epochs)
-    name = config.schedule.lr
-    if name == "piecewise":
-        return schedules.piecewise(lr, total)
-    if name == "cosine":
-        return schedules.cosine(lr, total)
-    if name == "one_cycle":
-        return schedules.one_cycle(lr, total)
-    return schedules.constant(lr)
+    """The learning rate as a function of progress; periodic (restarted every cycle) for cyclic_* and eps=pas."""
+    lr, name, boundaries = config.optimizer.lr, config.schedule.lr, config.cycle_boundaries()
+    if name == "cyclic_cosine":
+        return schedules.cosine_restarts(lr, boundaries)
+    if name == "cyclic_piecewise":
+        return schedules.piecewise_per_cycle(lr, boundaries)
+    make = _LR_SCHEDULES[name]
+    if config.schedule.eps == "pas":  # PAS: the learning rate restarts with every eps cycle
+        return schedules.per_cycle(lambda length: make(lr, length), boundaries)
+    return make(lr, float(config.epochs))
 
 
 def build_callbacks(config: Config) -> list:
@@ -95,6 +124,24 @@ def build_callbacks(config: Config) -> list:
 
 
 def build_eps_schedule(config: Config) -> schedules.Schedule:
-    if config.schedule.eps == "linear_warmup":
-        return schedules.linear_warmup(config.threat.eps, config.schedule.eps_warmup_epochs)
-    return schedules.constant(config.threat.eps)
+    """The training eps as a function of progress (the PGD step size follows it, see ThreatModel.with_eps)."""
+    s, target = config.schedule, config.threat.eps
+    if s.eps == "linear_warmup":
+        return schedules.linear_warmup(target, s.eps_warmup_epochs)
+    if s.eps in ("cosine_ramp", "pas"):
+        return schedules.cosine_ramp(target, config.cycle_boundaries(), s.eps_max_factor)
+    if s.eps == "linear_ramp":
+        return schedules.linear_ramp(target, config.cycle_boundaries(), s.eps_max_factor)
+    return schedules.constant(target)
+
+
+def schedule_values(config: Config, epochs: Sequence[float]) -> tuple[list[float], list[float]]:
+    """eps and learning rate at the given training progress (epochs), as the trainer evaluates them.
+
+    With ``schedule.per = epoch`` the schedules are read at the start of each epoch, so progress is
+    rounded down to whole epochs.
+    """
+    eps, lr = build_eps_schedule(config), build_lr_schedule(config)
+    if config.schedule.per == "epoch":
+        epochs = [float(math.floor(t)) for t in epochs]
+    return [eps(t) for t in epochs], [lr(t) for t in epochs]

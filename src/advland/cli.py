@@ -45,6 +45,35 @@ def train(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command()
+def schedule(
+    args: Optional[list[str]] = typer.Argument(None, help="CONFIG.yaml (or a run directory) then key=value overrides."),
+    out: Optional[Path] = typer.Option(None, help="PNG to write (default: schedule_<config name>.png here)."),
+) -> None:
+    """Plot the eps and learning-rate schedules of a config over training; print them at cycle boundaries."""
+    from .build import schedule_values
+    from .config import load_config
+    from .plots.schedules import plot_schedules
+
+    args = list(args or [])
+    path = args.pop(0) if args and "=" not in args[0] else None
+    config = load_config(path, args)
+    boundaries = config.cycle_boundaries()
+    grid = [config.epochs * i / 2000 for i in range(2001)]
+    eps, lr = schedule_values(config, grid)
+    png = plot_schedules(grid, eps, lr, boundaries, out or Path(f"schedule_{config.name or 'default'}.png"),
+                         title=f"eps: {config.schedule.eps}, lr: {config.schedule.lr}")
+    typer.echo(f"{'cycle':>5} {'epoch':>9} {'eps':>10} {'lr':>10}")
+    start = 0
+    for index, end in enumerate(boundaries, 1):
+        points = [(f"{start:g}", start), (f"{(start + end) / 2:g}", (start + end) / 2), (f"{end:g}-", end - 1e-9)]
+        values = schedule_values(config, [t for _, t in points])
+        for (label, _), e, r in zip(points, *values):
+            typer.echo(f"{index:>5} {label:>9} {e:>10.6g} {r:>10.6g}")
+        start = end
+    typer.echo(f"(E- is the last iteration before the cycle ending at epoch E)\nsaved {png}")
+
+
 @app.command("eval")
 def evaluate_cmd(
     target: Path = typer.Argument(..., help="A run directory or a .safetensors checkpoint inside one."),
@@ -54,6 +83,7 @@ def evaluate_cmd(
     steps: int = typer.Option(20, help="Iterations of PGD and CW (step eps/4, random start)."),
     n: Optional[int] = typer.Option(None, help="Evaluate on the first n test examples only."),
     which: str = typer.Option("best", help="best (by validation robust accuracy) or last."),
+    ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the run's snapshot ensemble (mean softmax)."),
     split: str = typer.Option("test", help="test or val."),
     seed: int = typer.Option(0),
     sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Run the automatic sanity checks (SPEC §7)."),
@@ -63,7 +93,7 @@ def evaluate_cmd(
     from . import data as datasets
     from .build import resolve_device
     from .evaluate import evaluate
-    from .run import load, resolve_checkpoint
+    from .run import load, load_ensemble, resolve_checkpoint
     from .sanity import run_sanity_checks
 
     if norm is not None and norm not in ("linf", "l2", "l1"):
@@ -73,7 +103,11 @@ def evaluate_cmd(
     run, checkpoint = resolve_checkpoint(target, which)
     config = run.config()
     device = resolve_device(config.device)
-    model = load(checkpoint, device=device)
+    if ensemble:
+        model, stem = load_ensemble(run.path, device=device), "ensemble"
+        label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
+    else:
+        model, stem, label = load(checkpoint, device=device), checkpoint.stem, str(checkpoint)
     x, y = datasets.load(config.data.name, split, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
     if n is not None:
         x, y = x[:n], y[:n]
@@ -86,10 +120,9 @@ def evaluate_cmd(
                                    num_classes=datasets.info(config.data.name).num_classes,
                                    autoattack_warnings=report.warnings if "autoattack" in report.correct else None,
                                    batch_size=config.data.eval_batch_size)
-    out = report.as_dict() | {"checkpoint": str(checkpoint), "split": split,
-                              "sanity_checks": [c.as_dict() for c in checks]}
-    path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{checkpoint.stem}.json", out)
-    typer.echo(f"{report.norm} eps={report.eps:g}, {report.n} {split} examples, checkpoint {checkpoint}")
+    out = report.as_dict() | {"checkpoint": label, "split": split, "sanity_checks": [c.as_dict() for c in checks]}
+    path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{stem}.json", out)
+    typer.echo(f"{report.norm} eps={report.eps:g}, {report.n} {split} examples, checkpoint {label}")
     for name, acc in report.accuracy.items():
         typer.echo(f"  {name:<12} {100 * acc:6.2f} %")
     for warning in report.warnings:

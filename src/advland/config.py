@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import AdvlandError
 
@@ -67,19 +67,74 @@ class ObjectiveConfig(Section):
 
 
 class OptimizerConfig(Section):
-    name: Literal["sgd", "adam"] = "sgd"
+    name: Literal["sgd", "adam", "entropy_sgd"] = "sgd"
     lr: float = Field(0.1, gt=0.0)
+    """Learning rate; for entropy_sgd the outer one (the step of x towards the inner average mu)."""
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     weight_decay: float = Field(5e-4, ge=0.0)
     nesterov: bool = False
+    L: int = Field(20, ge=1)
+    """entropy_sgd: inner SGLD steps (fresh minibatches) per outer step; an epoch has n_batches // L outer steps."""
+    gamma0: float = Field(1e-4, ge=0.0)
+    """entropy_sgd: initial scoping coupling gamma (Chaudhari et al. use 3e-2 on CIFAR)."""
+    gamma1: float = Field(1e-3, ge=0.0)
+    """entropy_sgd: scoping growth, gamma_t = gamma0 * (1 + gamma1)^t, t counting outer steps."""
+    noise: float = Field(1e-4, ge=0.0)
+    """entropy_sgd: SGLD noise scale; an inner step adds sqrt(inner_lr) * noise * N(0, I)."""
+    alpha: float = Field(0.75, gt=0.0, le=1.0)
+    """entropy_sgd: weight of the newest inner iterate in the running average mu."""
+    inner_lr: float = Field(0.1, gt=0.0)
+    """entropy_sgd: inner (SGLD) step size."""
+    outer_gamma: bool = False
+    """entropy_sgd: scale the outer step by gamma_t as Algorithm 1 writes it (practical codes do not)."""
+    legacy: bool = False
+    """entropy_sgd: reproduce the official PyTorch code (frozen scoping and lr, reversed alpha, extra gradient)."""
 
 
 class ScheduleConfig(Section):
-    lr: Literal["piecewise", "cosine", "one_cycle", "constant"] = "piecewise"
-    eps: Literal["constant", "linear_warmup"] = "constant"
+    lr: Literal["piecewise", "cosine", "one_cycle", "constant", "cyclic_cosine", "cyclic_piecewise"] = "piecewise"
+    """piecewise: x0.1 at 50 %, x0.01 at 75 %; cyclic_*: cosine or piecewise restarted at every cycle boundary."""
+    eps: Literal["constant", "linear_warmup", "cosine_ramp", "linear_ramp", "pas"] = "constant"
+    """*_ramp: liu2020's eps from 0 to eps_max_factor * threat.eps within every cycle, clipped at threat.eps;
+    pas: cosine_ramp with the learning-rate schedule restarted at every cycle (periodic adversarial scheduling)."""
     eps_warmup_epochs: float = Field(0.0, ge=0.0)
+    eps_max_factor: float = Field(2.0, ge=1.0)
+    """The ramps' eps_max as a multiple of the target eps (2: the target is reached at mid-cycle)."""
+    cycles: Optional[list[int]] = None
+    """Epochs at which cycles end, e.g. [100, 150, 200]; default one cycle over all epochs. A last
+    cycle up to ``epochs`` is added when the list stops short of it."""
+    snapshots: bool = False
+    """Save checkpoints/snapshot_<epoch>.safetensors at every cycle end and test their ensemble."""
     per: Literal["iteration", "epoch"] = "iteration"
     """Whether schedules are evaluated at every iteration or once at the start of each epoch."""
+
+
+class PerturbConfig(Section):
+    name: Literal["none", "awp", "sam", "asam"] = "none"
+    """Adversarial weight perturbation before every update: awp (per-layer radius gamma * ||w_l||),
+    sam (global radius rho), asam (SAM rescaled by |w| + eta)."""
+    gamma: Optional[float] = Field(None, ge=0.0)
+    """awp: relative radius; default 0.01 with the at objective, 0.005 with trades and mart (wu2020)."""
+    rho: Optional[float] = Field(None, ge=0.0)
+    """sam / asam: radius; default 0.05 for sam, 0.5 for asam (their papers' CIFAR-10 values)."""
+    eta: float = Field(0.01, ge=0.0)
+    """asam: offset of the rescaling T = |w| + eta."""
+    per_filter: bool = False
+    """awp: radius gamma * ||w|| per output filter instead of per layer."""
+    steps: int = Field(1, ge=1)
+    """Normalized ascent steps (1: the official AWP and SAM codes)."""
+    warmup_epochs: int = Field(0, ge=0)
+    """Epochs trained without the perturbation first (wu2020: 0 for AT on CIFAR-10, 10 for TRADES)."""
+
+    def resolved_gamma(self, objective: str) -> float:
+        if self.gamma is not None:
+            return self.gamma
+        return 0.01 if objective in ("at", "clean") else 0.005
+
+    def resolved_rho(self) -> float:
+        if self.rho is not None:
+            return self.rho
+        return 0.5 if self.name == "asam" else 0.05
 
 
 class EvalConfig(Section):
@@ -124,6 +179,7 @@ class Config(Section):
     objective: ObjectiveConfig = ObjectiveConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    perturb: PerturbConfig = PerturbConfig()
     eval: EvalConfig = EvalConfig()
     track: TrackConfig = TrackConfig()
     epochs: int = Field(30, gt=0)
@@ -136,6 +192,23 @@ class Config(Section):
     resume: bool = False
     overwrite: bool = False
     """Start afresh in an existing run directory (its contents are replaced)."""
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "Config":
+        cycles = self.schedule.cycles
+        if cycles is not None and (not cycles or cycles[0] <= 0 or cycles[-1] > self.epochs
+                                   or any(b <= a for a, b in zip(cycles, cycles[1:]))):
+            raise ConfigError(f"config error: schedule.cycles must be strictly increasing epochs in 1..{self.epochs} "
+                              f"(got {cycles})")
+        if self.perturb.name != "none" and self.optimizer.name == "entropy_sgd":
+            raise ConfigError("config error: perturb and optimizer.name=entropy_sgd cannot be combined; "
+                              "set perturb=none or choose optimizer.name=sgd")
+        return self
+
+    def cycle_boundaries(self) -> list[int]:
+        """The epochs at which cycles end, the last one being ``epochs``."""
+        cycles = list(self.schedule.cycles or [])
+        return cycles if cycles and cycles[-1] == self.epochs else [*cycles, self.epochs]
 
 
 def _set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:

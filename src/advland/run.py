@@ -8,6 +8,7 @@ Layout::
     RUN/checkpoints/state.pt     full training state for exact resume (weights-only loadable)
     RUN/checkpoints/init.safetensors, last.safetensors, best.safetensors   model weights
                                  (before training, after the last epoch, best by validation)
+    RUN/checkpoints/snapshot_<epoch>.safetensors         weights at cycle ends (schedule.snapshots)
     RUN/landscape/               loss-landscape analyses (numbers as JSON/NPZ, figures as PNG)
 
 Every file is written atomically (temporary file, fsync, rename), so a crash during a write
@@ -82,6 +83,11 @@ class Run:
 
     def weights_path(self, which: str) -> Path:
         return self.checkpoint_dir / f"{which}.safetensors"
+
+    def snapshot_paths(self) -> list[Path]:
+        """The cycle-end snapshots of this run, in epoch order."""
+        paths = self.checkpoint_dir.glob("snapshot_*.safetensors")
+        return sorted(paths, key=lambda path: int(path.stem.removeprefix("snapshot_")))
 
     @classmethod
     def for_config(cls, config: Config) -> "Run":
@@ -174,3 +180,15 @@ def load(target: str | Path, which: str = "best", device: str | torch.device = "
     model = build_model(config)
     model.load_state_dict(load_weights(path))
     return model.to(device).eval()
+
+
+def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The snapshot ensemble of a run (mean softmax of its cycle-end snapshots), in eval mode."""
+    from .ensemble import SnapshotEnsemble
+
+    run = Run(target)
+    paths = run.snapshot_paths()
+    if not paths:
+        raise AdvlandError(f"{run.path} has no snapshots (checkpoints/snapshot_*.safetensors); "
+                           f"train with schedule.snapshots=true")
+    return SnapshotEnsemble([load(path, device=device) for path in paths]).eval()

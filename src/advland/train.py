@@ -1,4 +1,12 @@
-"""The training loop: data -> objective -> optimizer step -> validation -> checkpoint -> callbacks.
+"""The training loop: data -> objective -> (weight perturbation) -> optimizer step -> validation -> checkpoint.
+
+One training step crafts adversarial inputs on the current weights, optionally moves the weights to
+w + v (AWP, SAM: :mod:`advland.perturb`), steps the optimizer and restores. With EntropySGD an
+outer step consumes ``L`` consecutive minibatches of the epoch's stream (one per inner step, each
+attacked at the inner weights), so an epoch has ``n_batches // L`` outer steps and the same number
+of gradient evaluations as an epoch of SGD; the last ``n_batches % L`` minibatches are left out.
+Every epoch logs ``grad_evals``: the forward-backward passes over a minibatch it took (attack
+steps, training losses and weight-ascent steps), so that the methods' costs compare.
 
 The trainer owns one run directory. After every epoch it writes, atomically, the full training
 state (weights, optimizer, RNG, metric history) so that ``resume`` continues to exactly the
@@ -8,11 +16,13 @@ result of an uninterrupted run: the data order of epoch e is drawn from a genera
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Protocol, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -29,12 +39,16 @@ from .build import (
     build_model,
     build_objective,
     build_optimizer,
+    build_perturbation,
     build_threat,
     resolve_device,
 )
 from .config import Config
+from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import correct_under_attack, eval_threat, predict
+from .objectives import LossOutput
+from .optim import EntropySGD
 from .plots.training import plot_training_curves
 from .run import Run
 from .threat import ThreatModel
@@ -58,6 +72,36 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 class StepResult:
     loss: float
     logits_adv: torch.Tensor
+    grad_evals: int
+    """Forward-backward passes over the minibatch this step took."""
+    perturb_norm: float | None = None
+    """||v||_2 of the weight perturbation the step used, if any."""
+
+
+@dataclass
+class EpochMeter:
+    """Running sums of one epoch's training statistics."""
+
+    loss: float = 0.0
+    clean: int = 0
+    robust: int = 0
+    n: int = 0
+    grad_evals: int = 0
+    perturb_norms: list[float] = field(default_factory=list)
+
+    def add(self, step: StepResult, y: torch.Tensor, clean_pred: torch.Tensor) -> None:
+        self.loss += step.loss * len(y)
+        self.clean += (clean_pred == y).sum().item()
+        self.robust += (step.logits_adv.argmax(1) == y).sum().item()
+        self.n += len(y)
+        self.grad_evals += step.grad_evals
+        if step.perturb_norm is not None:
+            self.perturb_norms.append(step.perturb_norm)
+
+    def record(self) -> dict[str, Any]:
+        n = max(self.n, 1)
+        return {"train_loss": self.loss / n, "train_clean_acc": self.clean / n, "train_robust_acc": self.robust / n,
+                "grad_evals": self.grad_evals}
 
 
 @dataclass
@@ -101,6 +145,7 @@ class Trainer:
         self.objective = build_objective(config)
         self.threat = build_threat(config)
         self.optimizer = build_optimizer(config, self.model.parameters())
+        self.perturbation = build_perturbation(config)
         self.lr_schedule = build_lr_schedule(config)
         self.eps_schedule = build_eps_schedule(config)
         self.run = run if run is not None else Run.for_config(config)
@@ -133,46 +178,106 @@ class Trainer:
         order = torch.randperm(n, generator=generator)
         yield from order.split(self.config.data.batch_size)
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> StepResult:
-        """Craft adversarial inputs on the current weights, then take one optimizer step on the objective."""
+    def _attack_cost(self, threat: ThreatModel) -> int:
+        """Forward-backward passes PGD takes on one minibatch."""
+        return threat.steps * threat.restarts if threat.active and self.objective.name != "clean" else 0
+
+    def _perturb_weights(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, epoch: int) -> float | None:
+        """Move the weights to w + v ascending the objective's loss (after the warm-up); return ||v|| or None."""
+        if self.perturbation is None or epoch < self.config.perturb.warmup_epochs:
+            return None
+        return self.perturbation.perturb(self.model, lambda: self.objective.loss(self.model, x, x_adv, y).loss)
+
+    def _craft(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
+        """Adversarial inputs crafted on the current weights; leaves the model in train mode."""
         x_adv = self.objective.perturb(self.model, x, y, threat, self.config.threat.bn_mode)
         self.model.train()
+        return x_adv
+
+    def _backward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput:
         self.optimizer.zero_grad(set_to_none=True)
         out = self.objective.loss(self.model, x, x_adv, y)
         out.loss.backward()
+        return out
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, epoch: int = 0) -> StepResult:
+        """Craft adversarial inputs on the current weights, then take one optimizer step on the objective.
+
+        With a weight perturbation the step is taken at w + v (v from the same adversarial inputs)
+        and v is subtracted afterwards.
+        """
+        x_adv = self._craft(x, y, threat)
+        perturb_norm = self._perturb_weights(x, x_adv, y, epoch)
+        out = self._backward(x, x_adv, y)
         self.optimizer.step()
-        return StepResult(out.loss.item(), out.logits_adv.detach())
+        ascent = 0
+        if perturb_norm is not None:
+            self.perturbation.restore()
+            ascent = self.perturbation.steps
+        cost = self._attack_cost(threat) + 1 + ascent
+        return StepResult(out.loss.item(), out.logits_adv.detach(), cost, perturb_norm)
+
+    def _gradient(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> StepResult:
+        """Attack at the current weights and backpropagate the objective (an EntropySGD inner step's closure)."""
+        out = self._backward(x, self._craft(x, y, threat), y)
+        return StepResult(out.loss.item(), out.logits_adv.detach(), self._attack_cost(threat) + 1)
+
+    def _measure(self, meter: EpochMeter, step: StepResult, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.no_grad(), bn_mode(self.model, "eval"):
+            meter.add(step, y, self.model(x).argmax(1))
+
+    def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training minibatch at indices ``idx`` on the device, augmented if the config says so."""
+        x, y = self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
+        if self.config.data.augment == "crop_flip":
+            x = random_crop_flip(x)
+        return x, y
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
-        n_batches = math.ceil(len(self.data.y_train) / self.config.data.batch_size)
-        totals = {"loss": 0.0, "clean": 0, "robust": 0, "n": 0}
-        lr = eps = 0.0
-        bar = tqdm(self.batches(epoch), total=n_batches, desc=f"epoch {epoch + 1}", leave=False,
-                   disable=not self.progress or n_batches < 20)
-        for i, idx in enumerate(bar):
-            x = self.data.x_train[idx].to(self.device)
-            y = self.data.y_train[idx].to(self.device)
-            if self.config.data.augment == "crop_flip":
-                x = random_crop_flip(x)
-            t = self.progress_at(epoch, i, n_batches)
-            lr, threat = self.lr_schedule(t), self.threat_at(t)
-            eps = threat.eps
-            self.set_lr(lr)
-            step = self.train_step(x, y, threat)
-            with torch.no_grad(), bn_mode(self.model, "eval"):
-                clean_pred = self.model(x).argmax(1)
-            totals["loss"] += step.loss * len(y)
-            totals["clean"] += (clean_pred == y).sum().item()
-            totals["robust"] += (step.logits_adv.argmax(1) == y).sum().item()
-            totals["n"] += len(y)
-        n = max(totals["n"], 1)
-        return {
-            "lr": lr,
-            "eps": eps,
-            "train_loss": totals["loss"] / n,
-            "train_clean_acc": totals["clean"] / n,
-            "train_robust_acc": totals["robust"] / n,
-        }
+        batches = list(self.batches(epoch))
+        n_batches = len(batches)
+        meter = EpochMeter()
+        if isinstance(self.optimizer, EntropySGD):
+            self._entropy_sgd_epoch(epoch, batches, meter)
+        else:
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress or n_batches < 20)
+            for i, idx in enumerate(bar):
+                x, y = self._batch(idx)
+                t = self.progress_at(epoch, i, n_batches)
+                self.set_lr(self.lr_schedule(t))
+                self._measure(meter, self.train_step(x, y, self.threat_at(t), epoch), x, y)
+        t_end = self.progress_at(epoch, n_batches - 1, n_batches)
+        record = {"lr": self.optimizer.param_groups[0]["lr"], "eps": self.threat_at(t_end).eps, **meter.record()}
+        if self.perturbation is not None:
+            record["perturb_norm"] = sum(meter.perturb_norms) / max(len(meter.perturb_norms), 1)
+        if isinstance(self.optimizer, EntropySGD):
+            record["entropy_gamma"] = self.optimizer.gamma()
+        return record
+
+    def _entropy_sgd_epoch(self, epoch: int, batches: list[torch.Tensor], meter: EpochMeter) -> None:
+        """Outer EntropySGD steps, each consuming the next ``closures_per_step`` minibatches of the epoch."""
+        per_step, n_batches = self.optimizer.closures_per_step, len(batches)
+        if per_step > n_batches:
+            raise AdvlandError(f"optimizer.L={self.optimizer.param_groups[0]['L']} needs more minibatches per outer "
+                               f"step than an epoch has ({n_batches}); lower optimizer.L or data.batch_size")
+        starts = range(0, n_batches - per_step + 1, per_step)
+        for start in tqdm(starts, desc=f"epoch {epoch + 1}", leave=False, disable=not self.progress or len(starts) < 20):
+            self.set_lr(self.lr_schedule(self.progress_at(epoch, start, n_batches)))
+            self.optimizer.step(self._inner_closure(epoch, batches, range(start, start + per_step), meter))
+
+    def _inner_closure(self, epoch: int, batches: list[torch.Tensor], indices: range,
+                       meter: EpochMeter) -> Callable[[], torch.Tensor]:
+        """A closure that, at each call, backpropagates the next of ``batches[indices]`` attacked at the current weights."""
+        stream = iter(indices)
+
+        def closure() -> torch.Tensor:
+            i = next(stream)
+            x, y = self._batch(batches[i])
+            step = self._gradient(x, y, self.threat_at(self.progress_at(epoch, i, len(batches))))
+            self._measure(meter, step, x, y)
+            return torch.tensor(step.loss)
+
+        return closure
 
     def validate(self) -> dict[str, float]:
         """Clean and PGD accuracy on the validation split at the target eps (the checkpoint criterion)."""
@@ -236,6 +341,8 @@ class Trainer:
                 self.state.best_val_robust_acc = record["val_robust_acc"]
                 self.state.best_epoch = epoch + 1
                 self.run.save_weights("best", self.model)
+            if self.config.schedule.snapshots and epoch + 1 in self.config.cycle_boundaries():
+                self.run.save_weights(f"snapshot_{epoch + 1}", self.model)
             self.save()
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_clean_acc']:.3f}",
                                rob=f"{record['train_robust_acc']:.3f}", val_rob=f"{record['val_robust_acc']:.3f}")
@@ -246,14 +353,11 @@ class Trainer:
         return summary
 
     def test(self) -> dict[str, Any]:
-        """Test clean and PGD accuracy of the best (by validation) and the last weights."""
+        """Test clean and PGD accuracy of the best (by validation) and the last weights, and of the snapshot ensemble."""
         from .run import load_weights
 
-        x, y = self.data.x_test, self.data.y_test
-        if self.config.eval.test_n is not None:
-            x, y = x[: self.config.eval.test_n], y[: self.config.eval.test_n]
         threat = eval_threat(self.threat.norm, self.threat.eps, self.config.eval.steps, self.config.eval.restarts)
-        batch = self.config.data.eval_batch_size
+        x, y = self.data.x_test[: self.config.eval.test_n], self.data.y_test[: self.config.eval.test_n]
         last = {k: v.clone() for k, v in self.model.state_dict().items()}
         summary: dict[str, Any] = {
             "epochs": self.state.epoch,
@@ -265,16 +369,36 @@ class Trainer:
             "n_test": len(y),
             "train_seconds": sum(r["seconds"] for r in self.state.history),
         }
-        for prefix, which in (("", "best"), ("last_", "last")):
-            if which == "best":
-                self.model.load_state_dict(load_weights(self.run.weights_path("best")))
-            else:
-                self.model.load_state_dict(last)
-            self.model.eval()
-            torch.manual_seed(self.config.seed)
-            summary[f"{prefix}test_clean_acc"] = (predict(self.model, x, batch) == y).float().mean().item()
-            summary[f"{prefix}test_robust_acc"] = correct_under_attack(self.model, x, y, threat, batch_size=batch).float().mean().item()
+        self.model.load_state_dict(load_weights(self.run.weights_path("best")))
+        summary.update(self._test_model(self.model, x, y, threat, ""))
+        self.model.load_state_dict(last)
+        summary.update(self._test_model(self.model, x, y, threat, "last_"))
+        snapshots = self.run.snapshot_paths()
+        if snapshots:
+            summary["n_snapshots"] = len(snapshots)
+            summary.update(self._test_model(self._snapshot_ensemble(snapshots), x, y, threat, "ensemble_"))
         return summary
+
+    def _test_model(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
+                    prefix: str) -> dict[str, float]:
+        batch = self.config.data.eval_batch_size
+        model.eval()
+        torch.manual_seed(self.config.seed)
+        return {
+            f"{prefix}test_clean_acc": (predict(model, x, batch) == y).float().mean().item(),
+            f"{prefix}test_robust_acc": correct_under_attack(model, x, y, threat, batch_size=batch).float().mean().item(),
+        }
+
+    def _snapshot_ensemble(self, paths: list[Path]) -> SnapshotEnsemble:
+        """The cycle-end snapshots as copies of the trained model (works for user models too)."""
+        from .run import load_weights
+
+        members = []
+        for path in paths:
+            member = copy.deepcopy(self.model)
+            member.load_state_dict(load_weights(path))
+            members.append(member)
+        return SnapshotEnsemble(members)
 
 
 def train(config: Config, **kwargs: Any) -> dict[str, Any]:
