@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from advland.config import load_config
 from advland.train import Trainer
+
+# One intra-op thread per test process: on 2 cores shared with other work, two spinning OpenMP
+# threads per process made a 6-epoch digits training 10x slower (35 s -> 372 s, measured).
+# CI runs the suite with pytest-xdist, one process per core.
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # and for the advland processes that tests start
 
 
 @pytest.fixture(scope="session")

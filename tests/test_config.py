@@ -6,12 +6,20 @@ import pytest
 
 from advland.config import ConfigError, load_config, parse_overrides
 
-CONFIGS = sorted(Path("configs").rglob("*.yaml"))
+CONFIGS = sorted(p for p in Path("configs").rglob("*.yaml") if p.parent.name != "sweeps")
+SWEEPS = sorted(Path("configs/sweeps").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p) for p in CONFIGS])
 def test_every_shipped_config_is_valid(path):
     load_config(path)
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[str(p) for p in SWEEPS])
+def test_every_shipped_sweep_is_valid(path):
+    from advland.sweep import expand, load_sweep
+
+    assert expand(load_sweep(path))
 
 
 def test_defaults_are_pgd_at_on_digits():
@@ -34,7 +42,7 @@ def test_section_shorthand_sets_its_name():
     "override, expected",
     [
         (["optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'; allowed here: name, lr"),
-        (["optimizer.name=sgx"], "optimizer.name: Input should be 'sgd' or 'adam'"),
+        (["optimizer.name=sgx"], "optimizer.name: Input should be 'sgd', 'adam' or 'entropy_sgd'"),
         (["threat.eps=-1"], "threat.eps: Input should be greater than or equal to 0"),
         (["epochs=many"], "epochs: Input should be a valid integer"),
         (["lr"], "must look like key=value"),
