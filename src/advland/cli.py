@@ -33,6 +33,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
+    from . import distributed
     from .config import load_config
     from .train import train as run_training
 
@@ -42,7 +43,8 @@ def train(
         args.append("resume=true")
     config = load_config(path, args)
     summary = run_training(config, progress=progress)
-    typer.echo(json.dumps(summary, indent=2))
+    if distributed.is_main():  # under torchrun only rank 0 prints
+        typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
@@ -486,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="advland", standalone_mode=False)
     except _user_errors() as error:
+        if "advland.distributed" in sys.modules and not sys.modules["advland.distributed"].is_main():
+            return 2  # under torchrun rank 0 prints the one line
         typer.echo(f"error: {error}", err=True)
         return 2
     except typer.Exit as done:
@@ -499,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, click.exceptions.Abort):
             return 1
         raise
+    finally:
+        if "advland.distributed" in sys.modules:
+            sys.modules["advland.distributed"].shutdown()
     return 0
 
 
