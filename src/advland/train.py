@@ -177,6 +177,10 @@ class Trainer:
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
+            has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+            if config.distributed.sync_bn and has_bn and self.device.type != "cuda":
+                raise AdvlandError("distributed.sync_bn=true needs CUDA (torch's SyncBatchNorm is GPU-only); "
+                                   "set distributed.sync_bn=false on CPU")
             if config.distributed.sync_bn:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             ids = [self.device.index] if self.device.type == "cuda" else None
