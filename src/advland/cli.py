@@ -157,7 +157,7 @@ def sweep_cmd(
 # ---------------------------------------------------------------- loss-landscape analyses
 
 _DATA_HELP = "Split the analysis runs on: train or test."
-_N_HELP = "Use the first n examples of the split."
+_N_HELP = "Use the first n examples of the split (--examples: the same, for torchrun, which takes --n as its own)."
 
 
 def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]):
@@ -252,7 +252,7 @@ def landscape(
     dims: int = typer.Option(2, help="1 for a curve, 2 for a surface."),
     metric: str = typer.Option("clean_loss", help="Comma-separated: clean_loss, clean_acc, adv_loss, adv_acc."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("-1:1", "--range", help="Grid range lo:hi along each direction."),
     steps: int = typer.Option(21, help="Grid points per direction."),
     norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
@@ -310,7 +310,7 @@ def interpolate(
     bn: str = typer.Option("interpolate", help="BatchNorm statistics: interpolate or recompute (on the train split)."),
     metric: str = typer.Option("clean_loss,clean_acc", help="Comma-separated metrics."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
     steps: int = typer.Option(21, help="Points along the line."),
     which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
@@ -371,7 +371,7 @@ def hessian(
     density_steps: int = typer.Option(60, help="SLQ: Lanczos steps per run (HVPs)."),
     per_block: bool = typer.Option(False, "--blocks", help="Also the top eigenvalue of each layer's block."),
     data: str = typer.Option("train", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
@@ -435,7 +435,7 @@ def hessian(
 def gradients(
     target: Path = typer.Argument(..., help="A run directory."),
     data: str = typer.Option("train", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
     radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
     directions: int = typer.Option(3, help="Lipschitz: random directions Δ."),
@@ -479,7 +479,7 @@ def gradients(
 def flatness(
     target: Path = typer.Argument(..., help="A run directory."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
     xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
     samples: int = typer.Option(10, help="Random perturbations for the average case."),
