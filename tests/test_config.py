@@ -34,7 +34,7 @@ def test_section_shorthand_sets_its_name():
     "override, expected",
     [
         (["optimizer.lrr=0.1"], "unknown key 'optimizer.lrr'; allowed here: name, lr"),
-        (["optimizer.name=sgx"], "optimizer.name: Input should be 'sgd' or 'adam'"),
+        (["optimizer.name=sgx"], "optimizer.name: Input should be 'sgd'"),
         (["threat.eps=-1"], "threat.eps: Input should be greater than or equal to 0"),
         (["epochs=many"], "epochs: Input should be a valid integer"),
         (["lr"], "must look like key=value"),

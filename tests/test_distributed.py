@@ -110,9 +110,16 @@ def test_two_processes_reach_the_robust_accuracy_of_one(tmp_path):
                   progress=False).fit()
     _spawn(_train_worker, str(tmp_path / "two"), ["name=two", *ACCURACY_OVERRIDES])
     two = json.loads((tmp_path / "two" / "summaries.json").read_text())[0]
-    print(f"1 process: {one['test_robust_acc']:.4f} robust / {one['test_clean_acc']:.4f} clean; "
-          f"2 processes: {two['test_robust_acc']:.4f} / {two['test_clean_acc']:.4f}")
-    assert abs(one["test_robust_acc"] - two["test_robust_acc"]) <= 0.02
+    for prefix in ("", "last_"):
+        print(f"{prefix}weights: 1 process {one[prefix + 'test_robust_acc']:.4f} robust / "
+              f"{one[prefix + 'test_clean_acc']:.4f} clean; 2 processes {two[prefix + 'test_robust_acc']:.4f} / "
+              f"{two[prefix + 'test_clean_acc']:.4f} (best epochs {one['best_epoch']}, {two['best_epoch']})")
+    # the final weights: the same number of steps on the same global batches (only the random attack
+    # starts differ); measured 71.67 vs 70.28 % (docs/scaling.md)
+    assert abs(one["last_test_robust_acc"] - two["last_test_robust_acc"]) <= 0.02
+    # best-by-validation adds the selection noise of a 144-example validation split: measured
+    # 71.94 vs 69.44 % (epochs 23 and 17), outside 2 points; the test-set noise alone is ~3 points
+    assert abs(one["test_robust_acc"] - two["test_robust_acc"]) <= 0.04
 
 
 # ---------------------------------------------------------------- analyses
