@@ -33,6 +33,7 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
+    from . import distributed
     from .config import load_config
     from .train import train as run_training
 
@@ -42,7 +43,8 @@ def train(
         args.append("resume=true")
     config = load_config(path, args)
     summary = run_training(config, progress=progress)
-    typer.echo(json.dumps(summary, indent=2))
+    if distributed.is_main():  # under torchrun only rank 0 prints
+        typer.echo(json.dumps(summary, indent=2))
 
 
 @app.command()
@@ -155,7 +157,7 @@ def sweep_cmd(
 # ---------------------------------------------------------------- loss-landscape analyses
 
 _DATA_HELP = "Split the analysis runs on: train or test."
-_N_HELP = "Use the first n examples of the split."
+_N_HELP = "Use the first n examples of the split (--examples: the same, for torchrun, which takes --n as its own)."
 
 
 def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]):
@@ -198,7 +200,11 @@ def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int]):
         raise AdvlandError(f"no run directory at {target}; give the folder advland train wrote")
     run, checkpoint = resolve_checkpoint(target, which)
     config = run.config()
-    model = load(checkpoint, device=resolve_device(config.device))
+    from . import distributed
+
+    device = resolve_device(config.device)
+    distributed.init(device)  # under torchrun: join the group; grids and probes are split over it
+    model = load(checkpoint, device=distributed.device_for(device))
     x, y = datasets.load(config.data.name, split, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
     return run, model, x[:n], y[:n]
 
@@ -223,9 +229,21 @@ def _metrics(text: str) -> list[str]:
     return metrics
 
 
+def _rank0() -> bool:
+    """Whether this process writes and prints (always, except on ranks > 0 of a torchrun launch)."""
+    from . import distributed
+
+    return distributed.is_main()
+
+
+def _say(message: str) -> None:
+    if _rank0():
+        typer.echo(message)
+
+
 def _echo_saved(paths) -> None:
     for path in paths:
-        typer.echo(f"saved {path}")
+        _say(f"saved {path}")
 
 
 @app.command()
@@ -234,7 +252,7 @@ def landscape(
     dims: int = typer.Option(2, help="1 for a curve, 2 for a surface."),
     metric: str = typer.Option("clean_loss", help="Comma-separated: clean_loss, clean_acc, adv_loss, adv_acc."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("-1:1", "--range", help="Grid range lo:hi along each direction."),
     steps: int = typer.Option(21, help="Grid points per direction."),
     norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
@@ -267,6 +285,8 @@ def landscape(
     result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
                      zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, progress=progress)
     result.info |= {"checkpoint": which, "data": data}
+    if not _rank0():
+        return
     stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{data}"
     paths = result.save(stem, formats)
     if dims == 1:
@@ -276,10 +296,10 @@ def landscape(
             paths.append(plot_contour(result, m, f"{stem}_{m}_contour.png"))
             paths.append(plot_surface3d(result, m, f"{stem}_{m}_surface.png"))
     center = tuple(len(c) // 2 for c in result.coords)
-    typer.echo(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
+    _say(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
                f"{result.info['seconds']:.1f} s ({result.info['layout']} layout)")
     for m, values in result.values.items():
-        typer.echo(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
+        _say(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
     _echo_saved(paths)
 
 
@@ -290,7 +310,7 @@ def interpolate(
     bn: str = typer.Option("interpolate", help="BatchNorm statistics: interpolate or recompute (on the train split)."),
     metric: str = typer.Option("clean_loss,clean_acc", help="Comma-separated metrics."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
     steps: int = typer.Option(21, help="Points along the line."),
     which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
@@ -327,12 +347,14 @@ def interpolate(
         raise AdvlandError(str(error)) from None
     label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
     result.info |= {"a": label_a, "b": label_b, "data": data}
+    if not _rank0():
+        return
     name = "init_to_last" if run_b is None else f"to_{run_b.name}_{which}"
     stem = run.path / "landscape" / f"interpolation_{name}_{data}"
     paths = result.save(stem) + [plot_curve(result, f"{stem}.png", xlabel=f"t  ({label_a} → {label_b})")]
-    typer.echo(f"interpolation {label_a} -> {label_b}, {len(y)} {data} examples, BN {bn}")
+    _say(f"interpolation {label_a} -> {label_b}, {len(y)} {data} examples, BN {bn}")
     for m, values in result.values.items():
-        typer.echo(f"  {m:<10} t=0: {values[0]:.4f}   t=1: {values[-1]:.4f}   max: {values.max():.4f}")
+        _say(f"  {m:<10} t=0: {values[0]:.4f}   t=1: {values[-1]:.4f}   max: {values.max():.4f}")
     _echo_saved(paths)
 
 
@@ -349,7 +371,7 @@ def hessian(
     density_steps: int = typer.Option(60, help="SLQ: Lanczos steps per run (HVPs)."),
     per_block: bool = typer.Option(False, "--blocks", help="Also the top eigenvalue of each layer's block."),
     data: str = typer.Option("train", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
@@ -377,33 +399,35 @@ def hessian(
     out = {"loss": loss, "n": len(y), "data": data, "checkpoint": which, "threat": None if threat is None else asdict(threat),
            "parameters": op.shape[0], "top_eigenvalues": eig.values.tolist(), "residuals": eig.residuals.tolist(),
            "converged": eig.converged, "lanczos_products": eig.n_products}
-    typer.echo(f"Hessian of the {loss} loss, {len(y)} {data} examples, P = {op.shape[0]} weights")
-    typer.echo(f"  top-{len(eig.values)} eigenvalues: {', '.join(f'{v:.5g}' for v in eig.values.tolist())}"
+    _say(f"Hessian of the {loss} loss, {len(y)} {data} examples, P = {op.shape[0]} weights")
+    _say(f"  top-{len(eig.values)} eigenvalues: {', '.join(f'{v:.5g}' for v in eig.values.tolist())}"
                f"   ({eig.n_products} HVPs, converged: {eig.converged})")
     paths = []
     if trace:
         t = hutchinson(op, probes, seed=seed)
         out["trace"] = {"value": t.value, "std_error": t.std_error, "probes": probes}
-        typer.echo(f"  trace: {t.value:.5g} ± {t.std_error:.2g} (Hutchinson, {probes} probes)")
+        _say(f"  trace: {t.value:.5g} ± {t.std_error:.2g} (Hutchinson, {probes} probes)")
     if density:
         d = slq(op, density_probes, density_steps, seed=seed)
         grid = np.linspace(d.nodes.min() - 0.05 * np.ptp(d.nodes), d.nodes.max() + 0.05 * np.ptp(d.nodes), 1000)
         values = d.density(grid)
         out["density"] = {"nodes": d.nodes.tolist(), "weights": d.weights.tolist(), "grid": grid.tolist(),
                           "density": values.tolist(), "trace_estimate": d.trace().value}
-        paths.append(plot_density(grid, values, run.path / "landscape" / f"hessian_{loss}_density.png",
-                                  eig.values.tolist()))
-        typer.echo(f"  density: SLQ, {len(d.nodes)} probes x {d.nodes.shape[1]} steps; trace from it {d.trace().value:.5g}")
+        paths.extend([plot_density(grid, values, run.path / "landscape" / f"hessian_{loss}_density.png",
+                                  eig.values.tolist())] if _rank0() else [])
+        _say(f"  density: SLQ, {len(d.nodes)} probes x {d.nodes.shape[1]} steps; trace from it {d.trace().value:.5g}")
     if per_block:
         out["blocks"] = {}
         for name, params in blocks(model).items():
             block = HessianOperator(model, op.inputs, y, params=params)
             value = lanczos(block, k=1, tol=tol, seed=seed).values[0].item()
             out["blocks"][name] = value
-            typer.echo(f"  block {name:<28} top eigenvalue {value:.5g}")
+            _say(f"  block {name:<28} top eigenvalue {value:.5g}")
     out["seconds"] = time.perf_counter() - start
+    if not _rank0():
+        return
     paths.insert(0, run.write_json(f"landscape/hessian_{loss}_{data}.json", out))
-    typer.echo(f"  {out['seconds']:.1f} s")
+    _say(f"  {out['seconds']:.1f} s")
     _echo_saved(paths)
 
 
@@ -411,7 +435,7 @@ def hessian(
 def gradients(
     target: Path = typer.Argument(..., help="A run directory."),
     data: str = typer.Option("train", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
     radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
     directions: int = typer.Option(3, help="Lipschitz: random directions Δ."),
@@ -436,14 +460,16 @@ def gradients(
     linf = eps_linf if eps_linf is not None else run_eps.get("linf", (eps_l2 or run_eps.get("l2", 0.0)) * 4 / root_d)
     l2 = eps_l2 if eps_l2 is not None else run_eps.get("l2", linf * root_d / 4)
     out = {"n": len(y), "data": data, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
-    typer.echo(f"gradient statistics, {len(y)} {data} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
+    if not _rank0():
+        return
+    _say(f"gradient statistics, {len(y)} {data} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
     for norm, eps in (("linf", linf), ("l2", l2)):
         t = ThreatModel(norm, eps, 2.5 * eps / threat.steps, threat.steps)
         scattering = gradient_scattering(model, x, y, t, step=step, seed=seed)
         lipschitz = gradient_lipschitz(model, x, y, t, radius=radius, n_directions=directions, seed=seed)
         out[norm] = {"threat": asdict(t), "grad_norm": gradient_norm(model, x, y, t, seed=seed),
                      "scattering": asdict(scattering), "lipschitz": asdict(lipschitz) | {"mean": lipschitz.mean}}
-        typer.echo(f"  {norm:<4} eps={eps:.4g}: ‖∇L_eps‖ {out[norm]['grad_norm']:.4g}   "
+        _say(f"  {norm:<4} eps={eps:.4g}: ‖∇L_eps‖ {out[norm]['grad_norm']:.4g}   "
                    f"cos δ {scattering.cos_delta:.4f}   cos sign δ {scattering.cos_sign_delta:.4f}   "
                    f"cos ∇ {scattering.cos_grad:.4f}   Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
     _echo_saved([run.write_json(f"landscape/gradients_{data}.json", out)])
@@ -453,7 +479,7 @@ def gradients(
 def flatness(
     target: Path = typer.Argument(..., help="A run directory."),
     data: str = typer.Option("test", help=_DATA_HELP),
-    n: int = typer.Option(512, help=_N_HELP),
+    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
     xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
     samples: int = typer.Option(10, help="Random perturbations for the average case."),
@@ -475,9 +501,11 @@ def flatness(
     worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed)
     out = {"n": len(y), "data": data, "checkpoint": which, "threat": asdict(threat),
            "average": asdict(average), "worst": asdict(worst)}
-    typer.echo(f"flatness of the robust loss, {len(y)} {data} examples; robust loss at θ {average.base_loss:.4f}")
-    typer.echo(f"  average case (xi={xi_average:g}, {samples} samples): +{average.value:.4f}")
-    typer.echo(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
+    if not _rank0():
+        return
+    _say(f"flatness of the robust loss, {len(y)} {data} examples; robust loss at θ {average.base_loss:.4f}")
+    _say(f"  average case (xi={xi_average:g}, {samples} samples): +{average.value:.4f}")
+    _say(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
     _echo_saved([run.write_json(f"landscape/flatness_{data}.json", out)])
 
 def main(argv: list[str] | None = None) -> int:
@@ -486,6 +514,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv, prog_name="advland", standalone_mode=False)
     except _user_errors() as error:
+        if "advland.distributed" in sys.modules and not sys.modules["advland.distributed"].is_main():
+            return 2  # under torchrun rank 0 prints the one line
         typer.echo(f"error: {error}", err=True)
         return 2
     except typer.Exit as done:
@@ -499,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(error, click.exceptions.Abort):
             return 1
         raise
+    finally:
+        if "advland.distributed" in sys.modules:
+            sys.modules["advland.distributed"].shutdown()
     return 0
 
 

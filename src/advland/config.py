@@ -31,6 +31,7 @@ class DataConfig(Section):
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the training data held out for validation (checkpoint selection)."""
     batch_size: int = Field(128, gt=0)
+    """The global batch: under torchrun each of the N processes takes batch_size / N of it."""
     eval_batch_size: int = Field(500, gt=0)
     augment: Literal["none", "crop_flip"] = "none"
     """Training augmentation: crop_flip = random crop (zero padding 4) + horizontal flip, for images."""
@@ -172,6 +173,15 @@ class TrackConfig(Section):
         return self.grad_norm or any(e > 0 for e in every)
 
 
+class DistributedConfig(Section):
+    """Data-parallel training under ``torchrun`` (ignored on one process; see docs/scaling.md)."""
+
+    sync_bn: bool = False
+    """Convert BatchNorm to SyncBatchNorm so that batch statistics are computed over the global batch."""
+    find_unused_parameters: bool = False
+    """Passed to DistributedDataParallel (for user models with parameters a forward may skip)."""
+
+
 class Config(Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -182,6 +192,7 @@ class Config(Section):
     perturb: PerturbConfig = PerturbConfig()
     eval: EvalConfig = EvalConfig()
     track: TrackConfig = TrackConfig()
+    distributed: DistributedConfig = DistributedConfig()
     epochs: int = Field(30, gt=0)
     seed: int = 0
     deterministic: bool = True

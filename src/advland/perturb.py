@@ -63,6 +63,9 @@ class WeightPerturbation:
     adaptive: bool = False
     eta: float = 0.01
     steps: int = 1
+    grad_reduce: Callable[[list[torch.Tensor]], list[torch.Tensor]] | None = field(default=None, repr=False)
+    """Applied to the ascent gradients before they are normalized; the trainer sets it to the mean over
+    the processes under DDP, so that every process moves its weights by the same v."""
     _params: list[nn.Parameter] = field(default_factory=list, init=False, repr=False)
     _v: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
 
@@ -108,6 +111,8 @@ class WeightPerturbation:
             with torch.enable_grad():
                 grads = torch.autograd.grad(loss_fn(), params, allow_unused=True)
             grads = [torch.zeros_like(w) if g is None else g for g, w in zip(grads, base)]
+            if self.grad_reduce is not None:
+                grads = self.grad_reduce(grads)
             if scale is not None:
                 grads = [g * s for g, s in zip(grads, scale)]
             norms = _group_norms(grads, self.scope)

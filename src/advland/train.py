@@ -12,6 +12,13 @@ The trainer owns one run directory. After every epoch it writes, atomically, the
 state (weights, optimizer, RNG, metric history) so that ``resume`` continues to exactly the
 result of an uninterrupted run: the data order of epoch e is drawn from a generator seeded by
 (seed, e), and the global RNG that drives random attack starts is saved and restored.
+
+Under ``torchrun`` (docs/scaling.md) the trainer is data-parallel: every process holds the whole
+model, takes its shard (batch_size / N examples) of every global minibatch of the same permutation,
+crafts the adversarial examples of its shard on the unwrapped module, and backpropagates the
+training loss through DistributedDataParallel (gradients averaged over the global batch). Epoch
+metrics, validation and the test are sharded and summed over the processes; only rank 0 writes
+files and draws progress bars.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from .build import (
     build_threat,
     resolve_device,
 )
+from . import distributed as dist
 from .config import Config
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
@@ -115,6 +123,19 @@ class TrainState:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
+class _ObjectiveLoss(nn.Module):
+    """The objective's training loss as one module, so that DDP sees a single forward per backward
+    (TRADES and MART call the model twice)."""
+
+    def __init__(self, model: nn.Module, objective):
+        super().__init__()
+        self.model, self.objective = model, objective
+
+    def forward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.objective.loss(self.model, x, x_adv, y)
+        return out.loss, out.logits_adv
+
+
 class Trainer:
     """Adversarial training of ``model`` under ``config``, writing into a :class:`Run` directory.
 
@@ -140,20 +161,61 @@ class Trainer:
         self.config = config
         seed_everything(config.seed, config.deterministic)
         self.device = resolve_device(config.device)
+        dist.init(self.device)
+        self.rank, self.world_size = dist.rank(), dist.world_size()
+        self.device = dist.device_for(self.device)
+        if self.world_size > 1:
+            dist.check_divisible(config.data.batch_size)
+            if config.optimizer.name == "entropy_sgd":
+                raise AdvlandError("optimizer.name=entropy_sgd is not supported under torchrun (its SGLD noise "
+                                   "and inner loop are per process); train it on one process")
         self.data = data if data is not None else build_data(config)
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.objective = build_objective(config)
         self.threat = build_threat(config)
+        self.ddp: nn.Module | None = None
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
+            if config.distributed.sync_bn and has_bn and self.device.type != "cuda":
+                raise AdvlandError("distributed.sync_bn=true needs CUDA (torch's SyncBatchNorm is GPU-only); "
+                                   "set distributed.sync_bn=false on CPU")
+            if config.distributed.sync_bn:
+                self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(_ObjectiveLoss(self.model, self.objective), device_ids=ids,
+                                               find_unused_parameters=config.distributed.find_unused_parameters)
+            torch.manual_seed(config.seed + 1_000_003 * self.rank)  # different random attack starts per shard
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.perturbation = build_perturbation(config)
+        if self.perturbation is not None and self.world_size > 1:
+            self.perturbation.grad_reduce = dist.mean_tensors  # v from the global batch's gradient
         self.lr_schedule = build_lr_schedule(config)
         self.eps_schedule = build_eps_schedule(config)
-        self.run = run if run is not None else Run.for_config(config)
+        self.run = run if run is not None else self._prepare_run(config)
         self.callbacks = [*callbacks, *build_callbacks(config)]
-        self.progress = progress
+        self.progress = progress and dist.is_main()
         self.state = TrainState()
         if config.data.augment == "crop_flip" and self.data.x_train.dim() != 4:
             raise AdvlandError("data.augment=crop_flip needs image data (N, C, H, W); use data.augment=none")
+
+    @staticmethod
+    def _prepare_run(config: Config) -> Run:
+        """Rank 0 prepares the run directory; an error there is raised on every process."""
+        if dist.world_size() == 1:
+            return Run.for_config(config)
+        error, run = None, None
+        if dist.is_main():
+            try:
+                run = Run.for_config(config)
+            except AdvlandError as exc:
+                error = str(exc)
+        error = dist.broadcast_object(error)
+        if error is not None:
+            raise AdvlandError(error)
+        dist.barrier()
+        return run if run is not None else Run(Path(config.out_dir) / (config.name or "default"))
 
     # ---------------------------------------------------------------- schedules
     def progress_at(self, epoch: int, batch: int, n_batches: int) -> float:
@@ -176,7 +238,12 @@ class Trainer:
         n = len(self.data.y_train)
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
-        yield from order.split(self.config.data.batch_size)
+        if self.world_size == 1:
+            yield from order.split(self.config.data.batch_size)
+            return
+        for batch in order.split(self.config.data.batch_size):  # this rank's contiguous part of each global batch
+            if len(batch) >= self.world_size:
+                yield batch.tensor_split(self.world_size)[self.rank]
 
     def _attack_cost(self, threat: ThreatModel) -> int:
         """Forward-backward passes PGD takes on one minibatch."""
@@ -196,7 +263,10 @@ class Trainer:
 
     def _backward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput:
         self.optimizer.zero_grad(set_to_none=True)
-        out = self.objective.loss(self.model, x, x_adv, y)
+        if self.ddp is not None:  # gradients all-reduced (averaged) over the processes
+            out = LossOutput(*self.ddp(x, x_adv, y))
+        else:
+            out = self.objective.loss(self.model, x, x_adv, y)
         out.loss.backward()
         return out
 
@@ -246,6 +316,9 @@ class Trainer:
                 t = self.progress_at(epoch, i, n_batches)
                 self.set_lr(self.lr_schedule(t))
                 self._measure(meter, self.train_step(x, y, self.threat_at(t), epoch), x, y)
+        if self.world_size > 1:  # sums over the processes; grad_evals stays per process
+            meter.loss, meter.clean, meter.robust, meter.n = dist.sum_floats(meter.loss, meter.clean, meter.robust,
+                                                                              meter.n)
         t_end = self.progress_at(epoch, n_batches - 1, n_batches)
         record = {"lr": self.optimizer.param_groups[0]["lr"], "eps": self.threat_at(t_end).eps, **meter.record()}
         if self.perturbation is not None:
@@ -287,15 +360,29 @@ class Trainer:
         self.model.eval()
         steps = self.config.eval.val_steps or max(self.threat.steps, 1)
         threat = ThreatModel(self.threat.norm, self.threat.eps, self.threat.eps / 4, steps)
-        batch = self.config.data.eval_batch_size
-        clean = (predict(self.model, x, batch) == y).float().mean().item()
-        robust = correct_under_attack(self.model, x, y, threat, batch_size=batch).float().mean().item()
+        clean, robust = self._accuracies(self.model, x, y, threat)
         return {"val_clean_acc": clean, "val_robust_acc": robust}
+
+    def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> tuple[float, float]:
+        """Clean and PGD accuracy; under DDP each process attacks its shard and the counts are summed."""
+        batch = self.config.data.eval_batch_size
+        x, y = dist.shard(x), dist.shard(y)
+        clean = robust = 0.0
+        if len(y):
+            clean = (predict(model, x, batch) == y).sum().item()
+            robust = correct_under_attack(model, x, y, threat, batch_size=batch).sum().item()
+        clean, robust, n = dist.sum_floats(clean, robust, len(y))
+        return (clean / n, robust / n) if n else (math.nan, math.nan)
 
     # ---------------------------------------------------------------- checkpoints
     def save(self) -> None:
         """Write the resume state, then the weight files, then metrics (each write is atomic)."""
+        rng_ranks = dist.all_gather_object(torch.get_rng_state()) if self.world_size > 1 else []
+        if not dist.is_main():
+            dist.barrier()
+            return
         state = {
+            "rng_ranks": rng_ranks,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "rng": torch.get_rng_state(),
@@ -308,23 +395,31 @@ class Trainer:
         self.run.save_state(state)
         self.run.save_weights("last", self.model)
         self.run.write_metrics(self.state.history)
+        dist.barrier()
 
     def restore(self) -> None:
         saved = self.run.load_state()
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
-        torch.set_rng_state(saved["rng"])
-        if saved["cuda_rng"] and torch.cuda.is_available():
+        ranks = saved.get("rng_ranks") or []
+        if self.world_size == 1:
+            torch.set_rng_state(saved["rng"])
+        elif len(ranks) == self.world_size:
+            torch.set_rng_state(ranks[self.rank])
+        else:  # a different number of processes: the run continues, not bit-exactly
+            torch.manual_seed(self.config.seed + 1_000_003 * self.rank + saved["epoch"])
+        if saved["cuda_rng"] and torch.cuda.is_available() and self.world_size == 1:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
         self.state = TrainState(saved["epoch"], saved["best_val_robust_acc"], saved["best_epoch"], saved["history"])
-        self.run.write_metrics(self.state.history)
+        if dist.is_main():
+            self.run.write_metrics(self.state.history)
 
     # ---------------------------------------------------------------- the loop
     def fit(self) -> dict[str, Any]:
         """Train for ``config.epochs`` epochs (continuing a saved state when resuming); return the summary."""
         if self.config.resume:
             self.restore()
-        else:
+        elif dist.is_main():
             self.run.write_config(self.config)
             self.run.save_weights("init", self.model)
         epochs = tqdm(range(self.state.epoch, self.config.epochs), initial=self.state.epoch,
@@ -332,7 +427,7 @@ class Trainer:
         for epoch in epochs:
             start = time.perf_counter()
             record = {"epoch": epoch + 1, **self.train_epoch(epoch), **self.validate()}
-            for callback in self.callbacks:
+            for callback in self.callbacks if dist.is_main() else ():  # tracking: rank 0 only
                 callback.on_epoch_end(self, epoch + 1, record)
             record["seconds"] = time.perf_counter() - start
             self.state.history.append(record)
@@ -340,16 +435,22 @@ class Trainer:
             if record["val_robust_acc"] > self.state.best_val_robust_acc or self.state.best_epoch < 0:
                 self.state.best_val_robust_acc = record["val_robust_acc"]
                 self.state.best_epoch = epoch + 1
-                self.run.save_weights("best", self.model)
-            if self.config.schedule.snapshots and epoch + 1 in self.config.cycle_boundaries():
+                if dist.is_main():
+                    self.run.save_weights("best", self.model)
+            if self.config.schedule.snapshots and epoch + 1 in self.config.cycle_boundaries() and dist.is_main():
                 self.run.save_weights(f"snapshot_{epoch + 1}", self.model)
             self.save()
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_clean_acc']:.3f}",
                                rob=f"{record['train_robust_acc']:.3f}", val_rob=f"{record['val_robust_acc']:.3f}")
-        if self.state.history:
+        dist.barrier()  # every weight file is written before any process reads one
+        if self.state.history and dist.is_main():
             plot_training_curves(self.state.history, self.run.path / "curves.png")
         summary = self.test()
-        self.run.write_json("summary.json", summary)
+        if self.world_size > 1:
+            summary["world_size"] = self.world_size
+        if dist.is_main():
+            self.run.write_json("summary.json", summary)
+        dist.barrier()
         return summary
 
     def test(self) -> dict[str, Any]:
@@ -381,13 +482,10 @@ class Trainer:
 
     def _test_model(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
                     prefix: str) -> dict[str, float]:
-        batch = self.config.data.eval_batch_size
         model.eval()
-        torch.manual_seed(self.config.seed)
-        return {
-            f"{prefix}test_clean_acc": (predict(model, x, batch) == y).float().mean().item(),
-            f"{prefix}test_robust_acc": correct_under_attack(model, x, y, threat, batch_size=batch).float().mean().item(),
-        }
+        torch.manual_seed(self.config.seed + 1_000_003 * self.rank)
+        clean, robust = self._accuracies(model, x, y, threat)
+        return {f"{prefix}test_clean_acc": clean, f"{prefix}test_robust_acc": robust}
 
     def _snapshot_ensemble(self, paths: list[Path]) -> SnapshotEnsemble:
         """The cycle-end snapshots as copies of the trained model (works for user models too)."""

@@ -188,8 +188,16 @@ def _probe_blocks(op: LinearOperator, count: int, block: int, seed: int) -> Iter
 
 def hutchinson(op: LinearOperator, n_probes: int = 100, *, block: int = 10, seed: int = 0) -> TraceEstimate:
     """Hutchinson's estimate: the mean of zᵀAz over ``n_probes`` Rademacher vectors z (``block`` at a time)."""
-    samples = torch.cat([(z * (op @ z)).sum(dim=0) for z in _probe_blocks(op, n_probes, block, seed)])
-    samples = samples.double()
+    from .. import distributed as dist
+
+    # under torchrun the probe blocks are dealt out by rank and the samples gathered in block order,
+    # so the estimate is the one-process estimate (same probes, same seeds)
+    blocks = list(enumerate(_probe_blocks(op, n_probes, block, seed)))
+    mine = {k: (z * (op @ z)).sum(dim=0).double().cpu() for k, z in dist.shard(blocks)}
+    gathered: dict[int, torch.Tensor] = {}
+    for part in dist.all_gather_object(mine):
+        gathered.update(part)
+    samples = torch.cat([gathered[k] for k in range(len(blocks))])
     std = samples.std().item() / math.sqrt(n_probes) if n_probes > 1 else math.nan
     return TraceEstimate(samples.mean().item(), std, n_probes)
 

@@ -18,6 +18,11 @@ kept (like ``cudnn.benchmark``): which one wins depends on the model, the thread
 The attack's random start is drawn from the same seed at every point (common random numbers),
 so differences between points come from the weights, not from the start.
 
+Under ``torchrun`` (several processes in a torch.distributed group) the grid points are dealt out
+by rank (point k to rank k mod N), each process evaluates its points, and the values are summed
+over the processes (float64, every point computed by exactly one of them): the same numbers as one
+process, N times faster. The layout is rank 0's choice, so every process runs the same kernels.
+
 BatchNorm: surfaces keep the running statistics of the origin; interpolation either
 interpolates them linearly between the two checkpoints or recomputes them at every point.
 """
@@ -38,6 +43,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .. import distributed as dist
 from ..threat import ThreatModel
 from .directions import DirectionSpec, Normalization, random_directions
 from .errors import LandscapeError
@@ -189,23 +195,29 @@ def evaluate_grid(
     start = time.perf_counter()
     device = next(model.parameters()).device
     flat = choose_layout(model, x.to(device), y.to(device), metrics, threat, batch_size, seed, layout)
+    channels_last = dist.broadcast_object(flat.channels_last)  # every process runs rank 0's layout
+    if channels_last != flat.channels_last:
+        flat = FlatModel(model, channels_last=channels_last)
     theta = flat.vector()
     x, y = _prepared(flat, x, y)
     d1, d2 = directions[0].to(theta), (directions[1].to(theta) if len(directions) == 2 else None)
     shape = tuple(len(c) for c in coords)
-    values = {m: np.empty(shape) for m in metrics}
-    bar = tqdm(total=int(np.prod(shape)), desc="landscape", disable=not progress, leave=False)
-    for i, a in enumerate(coords[0]):
-        base = torch.add(theta, d1, alpha=float(a))
-        for j, b in enumerate(coords[1] if d2 is not None else [None]):
-            point = base if b is None else torch.add(base, d2, alpha=float(b))
-            index = (i,) if b is None else (i, j)
-            for m, v in _metrics_at(flat, point, x, y, metrics, threat, batch_size, seed).items():
-                values[m][index] = v
-            bar.update()
+    values = {m: np.zeros(shape) for m in metrics}
+    indices = dist.shard(list(np.ndindex(shape)))  # this process's points (all of them on one process)
+    bar = tqdm(total=len(indices), desc="landscape", disable=not progress or not dist.is_main(), leave=False)
+    for index in indices:
+        point = torch.add(theta, d1, alpha=float(coords[0][index[0]]))
+        if d2 is not None:
+            point = torch.add(point, d2, alpha=float(coords[1][index[1]]))
+        for m, v in _metrics_at(flat, point, x, y, metrics, threat, batch_size, seed).items():
+            values[m][index] = v
+        bar.update()
     bar.close()
+    if dist.world_size() > 1:
+        stacked = dist.all_reduce_sum(torch.from_numpy(np.stack([values[m] for m in metrics])))
+        values = {m: stacked[k].numpy() for k, m in enumerate(metrics)}
     info = {"n": len(y), "metrics": metrics, "threat": _threat_info(threat), "seed": seed,
-            "seconds": time.perf_counter() - start, "points": int(np.prod(shape)),
+            "seconds": time.perf_counter() - start, "points": int(np.prod(shape)), "processes": dist.world_size(),
             "layout": "channels_last" if flat.channels_last else "contiguous"}
     return Landscape([np.asarray(c, dtype=float) for c in coords], values, info, [d.detach() for d in directions])
 
