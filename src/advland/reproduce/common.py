@@ -108,10 +108,14 @@ class Profile:
     """Further config overrides (e.g. a tiny batch and validation split)."""
 
 
+    eps_points: int = 4
+    """How many of the dataset's ε-sweep values to train (the smallest and the largest are always kept)."""
+
+
 PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.2, 1.0), 3, 5,
-                    ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512")),
-    "quick": Profile("quick", (0, 1), 8, 3, 256, 5, 10, None, (0.2, 1.0, 2.0, 6.0), 10, 9),
+                    ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2),
+    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 6, 5),
     "full": Profile("full", (0, 1, 2), 20, 5, 512, 10, 20, None, (0.2, 1.0, 2.0, 6.0), 20, 9),
 }
 
@@ -158,6 +162,12 @@ class Suite:
     @property
     def epochs(self) -> int:
         return self.data.epochs.get(self.profile.name, self.profile.epochs)
+
+    @property
+    def eps_sweep(self) -> tuple[float, ...]:
+        """The ε values of liu2020's sweep under this budget."""
+        values = self.data.eps_sweep
+        return values if len(values) <= self.profile.eps_points else (*values[: self.profile.eps_points - 1], values[-1])
 
     @property
     def figures(self) -> Path:

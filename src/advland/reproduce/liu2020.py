@@ -104,7 +104,7 @@ def _trend(suite: Suite, table: dict[float, list[dict]], key: str, sign: int) ->
 def eps_sweep(suite: Suite) -> list[Finding]:
     """(b) plateau, (c) final gradient norm, (d) top Hessian eigenvalue, (e) gradient scattering, against ε."""
     x, y = suite.analysis_data()
-    eps_list = suite.data.eps_sweep
+    eps_list = suite.eps_sweep
     suite.log(f"liu2020 (b–e): ε sweep {eps_list} × seeds {suite.profile.seeds}")
     table = {e: [_measure_eps(suite, e, s, x, y) for s in suite.profile.seeds] for e in eps_list}
     seeds = suite.profile.seeds
