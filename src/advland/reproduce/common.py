@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal
 import torch
 from scipy.stats import spearmanr
 
-from ..config import load_config
+from ..config import Config, load_config
 from ..errors import AdvlandError
 from ..evaluate import correct_under_attack
 from ..run import Run, load
@@ -115,7 +115,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.2, 1.0), 3, 5,
                     ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2),
-    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 6, 5),
+    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 6, 5, ("data.batch_size=128",)),
     "full": Profile("full", (0, 1, 2), 20, 5, 512, 10, 20, None, (0.2, 1.0, 2.0, 6.0), 20, 9),
 }
 
@@ -189,10 +189,12 @@ class Suite:
     def run(self, name: str, extra: list[str]) -> Run:
         """The run ``name`` trained with ``extra`` overrides: reused if finished, resumed if interrupted."""
         run = Run(self.out / "runs" / name)
-        if run.summary_path.exists():
+        config = load_config(None, self.overrides([*extra, f"name={name}"]))
+        same = run.config_path.exists() and _settings(run.config()) == _settings(config)
+        if same and run.summary_path.exists():
             self.log(f"  reuse  {name}")
             return run
-        state = ["resume=true"] if run.state_path.exists() else ["overwrite=true"]
+        state = ["resume=true"] if same and run.state_path.exists() else ["overwrite=true"]
         self.log(f"  {'resume' if state[0] == 'resume=true' else 'train '} {name}")
         start = time.perf_counter()
         train(load_config(None, self.overrides([*extra, f"name={name}", *state])), progress=self.progress)
@@ -232,6 +234,11 @@ class Suite:
         threat = self.threat(eps) or ThreatModel(norm="linf", eps=0.0, step_size=1.0, steps=0)
         torch.manual_seed(0)
         return correct_under_attack(model, x, y, threat).float().mean().item()
+
+
+def _settings(config: Config) -> dict[str, Any]:
+    """What decides a run's result: the config without the resume/overwrite flags."""
+    return config.model_dump(exclude={"resume", "overwrite"})
 
 
 def make_suite(out: Path, budget: str, dataset: str, device: str, log: Log, progress: bool = False) -> Suite:
