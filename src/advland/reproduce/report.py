@@ -26,10 +26,10 @@ def _clean(value: Any) -> Any:
 
 
 def _fmt(value: Any) -> str:
-    """Numbers to 4 significant digits, (mean, std) pairs as mean ± std, nested dicts inline."""
+    """Numbers to 4 significant digits, (mean, std) tuples as mean ± std, nested dicts inline."""
     if isinstance(value, float):
         return f"{value:.4g}"
-    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, float) for v in value):
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, float) for v in value):
         return f"{value[0]:.4g} ± {value[1]:.2g}"
     if isinstance(value, dict):
         return "; ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
