@@ -37,4 +37,4 @@ def reproduce(paper: str, out: str | Path, *, budget: str = "quick", data: str =
     return findings
 
 
-__all__ = ["Finding", "SUITES", "reproduce"]
+__all__ = ["SUITES", "Finding", "reproduce"]

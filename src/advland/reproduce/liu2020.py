@@ -11,7 +11,15 @@ import torch.nn.functional as F
 from .. import data as datasets
 from .. import landscape as L
 from ..plots.reproduce import plot_lines, plot_seeds
-from .common import Finding, Suite, combine, mean_std, rank_correlation, spread_verdict, epochs_to_reach
+from .common import (
+    Finding,
+    Suite,
+    combine,
+    epochs_to_reach,
+    mean_std,
+    rank_correlation,
+    spread_verdict,
+)
 
 PAPER = "liu2020"
 RATIOS = (0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0)
