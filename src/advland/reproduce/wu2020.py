@@ -77,7 +77,7 @@ def run(suite: Suite) -> list[Finding]:
                             suite.figures / "wu2020_i_landscapes.png", xlabel="distance along a filter-normalized direction",
                             ylabel="adversarial loss", title=f"1-D weight landscapes (seed {seeds[0]})")
     summary = {_label(*k): {m: mean_std([table[(*k, s)][m] for s in seeds]) for m in ("sharpness", "gap", "test_robust_acc")}
-               for k in {(o, awp, w) for o, awp in variants for w in ("best", "last")}}
+               for k in [(o, awp, w) for o, awp in variants for w in ("best", "last")]}
     settings = {"seeds": list(seeds), "epochs": suite.epochs, "sharpness": f"mean adversarial loss (PGD-{suite.profile.analysis_steps}, "
                 f"training examples) at ±{DISTANCE} along one filter-normalized random direction minus at 0",
                 "gap": "robust accuracy on the analysis training examples − on test examples, same PGD",
