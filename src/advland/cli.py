@@ -508,6 +508,25 @@ def flatness(
     _say(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
     _echo_saved([run.write_json(f"landscape/flatness_{data}.json", out)])
 
+@app.command("reproduce")
+def reproduce_cmd(
+    paper: str = typer.Argument(..., help="liu2020, kanai2021, wu2020 or all."),
+    quick: bool = typer.Option(False, "--quick", help="The quick budget (all suites in about 10 min on 2 CPU cores)."),
+    data: str = typer.Option("digits", "--data", help="digits, mnist1d, mnist or cifar10."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report directory (default reproduce/<data>_<budget>)."),
+    budget: Optional[str] = typer.Option(None, "--budget", hidden=True, help="tiny, quick or full (overrides --quick)."),
+) -> None:
+    """Reproduce the papers' findings (SPEC §9): train, measure, and write report.md/.html and findings.json."""
+    from .reproduce import reproduce
+
+    budget = budget or ("quick" if quick else "full")
+    findings = reproduce(paper, out or Path("reproduce") / f"{data}_{budget}", budget=budget, data=data,
+                         device=device, log=typer.echo, progress=True)
+    for f in findings:
+        typer.echo(f"({f.key}) {f.paper}: {f.verdict}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``advland`` command; returns the exit status."""
     command = typer.main.get_command(app)
