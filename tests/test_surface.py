@@ -47,6 +47,30 @@ def test_surface_at_the_origin_is_the_unperturbed_model(data) -> None:
     assert s.info["directions"][0] == {"seed": 7, "norm": "filter", "zero_bias_bn": True}
 
 
+def test_worker_threads_give_the_same_surface(data) -> None:
+    x, y = data
+    model = small_cnn()
+    kwargs = dict(dims=2, steps=3, metrics=["adv_loss", "clean_acc"], threat=THREAT, layout="contiguous", seed=2)
+    one = surface(model, x, y, workers=1, **kwargs)
+    three = surface(model, x, y, workers=3, batch_size=10, **kwargs)
+    np.testing.assert_allclose(three.values["adv_loss"], one.values["adv_loss"], rtol=1e-6)
+    np.testing.assert_array_equal(three.values["clean_acc"], one.values["clean_acc"])
+    assert three.info["workers"] == 3 and one.info["workers"] == 1
+    assert torch.get_num_threads() >= 1 and not model.training
+
+
+def test_pgd_random_start_from_a_generator(data) -> None:
+    x, y = data
+    model = small_cnn()
+    for norm in ("linf", "l2", "l1"):
+        threat = ThreatModel(norm, 0.3, 0.1, 2)
+        a = pgd(model, x, y, threat, generator=torch.Generator().manual_seed(4))
+        b = pgd(model, x, y, threat, generator=torch.Generator().manual_seed(4))
+        torch.manual_seed(4)
+        c = pgd(model, x, y, threat)  # the global RNG with the same seed: the same start
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
 def test_one_dimensional_surface_follows_its_direction(data) -> None:
     x, y = data
     model = small_cnn()
