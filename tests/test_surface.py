@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from advland.attacks import pgd
-from advland.landscape import FlatModel, Landscape, evaluate_grid, interpolate, recompute_bn_statistics, surface
+from advland.landscape import (
+    FlatModel,
+    Landscape,
+    evaluate_grid,
+    interpolate,
+    recompute_bn_statistics,
+    surface,
+)
 from advland.landscape.errors import LandscapeError
 from advland.landscape.surface import grid
 from advland.threat import ThreatModel
