@@ -2,8 +2,8 @@
 
 A surface evaluates metrics at θ + a·d1 (+ b·d2) for a, b on a grid (Li et al. 2018); an
 interpolation at (1 − t)·θ_A + t·θ_B. The metrics (clean/adversarial loss/accuracy, PGD re-run
-at every point) and how the points are spread over the machine are in :mod:`.points`. Each
-grid point is one fused vector operation (θ + a·d1 + b·d2) whose parameters are views.
+at every point) and how the points are spread over the machine are in :mod:`.points`. A grid
+point costs two in-place vector operations (θ + a·d1 + b·d2); its parameters are views into it.
 
 BatchNorm: surfaces keep the running statistics of the origin; interpolation either
 interpolates them linearly between the two checkpoints or recomputes them at every point.
@@ -46,10 +46,6 @@ class Landscape:
     values: dict[str, np.ndarray]
     info: dict[str, Any] = field(default_factory=dict)
     directions: list[torch.Tensor] = field(default_factory=list, repr=False)
-
-    @property
-    def dims(self) -> int:
-        return len(self.coords)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: coordinates, values (nested lists) and info."""
