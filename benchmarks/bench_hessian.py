@@ -23,7 +23,7 @@ from common import arguments, best_of, environment, load_problem
 
 from advland.landscape import HessianOperator, lanczos
 from advland.landscape.flat import FlatModel
-from advland.landscape.losses import attack, seeded
+from advland.landscape.losses import attack
 
 pyh = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class under this name)
 TOL = 1e-3
@@ -56,8 +56,7 @@ def main() -> None:
     args = arguments(__doc__.splitlines()[0])
     model, x, y, threat = load_problem(args.run, args.n)
     flat = FlatModel(model)
-    with seeded(0):
-        x_adv = attack(flat, flat.vector(), x, y, threat)
+    x_adv = attack(flat, flat.vector(), x, y, threat, seed=0)
     reference = lanczos(HessianOperator(model, x_adv, y), k=1, tol=1e-10, max_steps=300).values[0].item()
     print(environment())
     print(f"top eigenvalue of the adversarial-loss Hessian, {len(y)} examples; reference λ_max = {reference:.6f}")

@@ -8,7 +8,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from advland.landscape import (
-    FlatModel, HessianOperator, gradient_lipschitz, gradient_norm, gradient_scattering, lanczos, lipschitz_ratios,
+    FlatModel,
+    HessianOperator,
+    gradient_lipschitz,
+    gradient_norm,
+    gradient_scattering,
+    lanczos,
+    lipschitz_ratios,
 )
 from advland.threat import ThreatModel
 

@@ -11,7 +11,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from advland.landscape import (
-    FlatModel, HessianOperator, hessian, hutchinson, hutchpp, lanczos, power_iteration, slq,
+    FlatModel,
+    HessianOperator,
+    hessian,
+    hutchinson,
+    hutchpp,
+    lanczos,
+    power_iteration,
+    slq,
 )
 from advland.landscape.errors import LandscapeError
 from advland.threat import ThreatModel

@@ -18,9 +18,9 @@ TRACKED = ["grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_si
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     config = load_config(None, [
-        "data.name=digits", "data.batch_size=256", "model.name=mlp", "model.kwargs={hidden: [16]}",
-        "threat.eps=0.1", "threat.steps=2", "epochs=2", "eval.steps=2", "eval.test_n=40", "eval.val_steps=2",
-        "track.n=48", "track.grad_norm=true", "track.hessian_every=1", "track.hessian_top_k=2",
+        "data.name=digits", "data.batch_size=128", "data.val_fraction=0.8", "model.name=mlp",
+        "model.kwargs={hidden: [16]}", "threat.eps=0.1", "threat.steps=2", "epochs=2", "eval.steps=2",
+        "eval.test_n=20", "eval.val_steps=1", "track.n=32", "track.grad_norm=true", "track.hessian_every=1", "track.hessian_top_k=2",
         "track.scattering_every=2", "track.lipschitz_every=2", "track.flatness_every=2",
         f"out_dir={out}", "name=tiny", "device=cpu",
     ])
@@ -49,16 +49,16 @@ def run_cli(*args: str) -> int:
 
 def test_landscape_commands(run_dir, capsys) -> None:
     run = str(run_dir)
-    assert run_cli("landscape", run, "--dims", "1", "--steps", "3", "--n", "24", "--metric", "clean_loss,adv_acc",
+    assert run_cli("landscape", run, "--dims", "1", "--steps", "3", "--n", "16", "--metric", "clean_loss,adv_acc",
                    "--range", "-0.5:0.5", "--no-progress") == 0
-    assert run_cli("landscape", run, "--dims", "2", "--steps", "3", "--n", "24", "--format", "npz",
+    assert run_cli("landscape", run, "--dims", "2", "--steps", "3", "--n", "16", "--format", "npz",
                    "--no-progress") == 0
-    assert run_cli("interpolate", run, "--steps", "3", "--n", "24", "--no-progress") == 0
-    assert run_cli("interpolate", run, run, "--steps", "3", "--n", "24", "--bn", "recompute", "--no-progress") == 0
+    assert run_cli("interpolate", run, "--steps", "3", "--n", "16", "--no-progress") == 0
+    assert run_cli("interpolate", run, run, "--steps", "3", "--n", "16", "--bn", "recompute", "--no-progress") == 0
     assert run_cli("hessian", run, "--top-k", "2", "--trace", "--probes", "4", "--density", "--density-probes", "2",
-                   "--density-steps", "5", "--blocks", "--n", "24") == 0
-    assert run_cli("gradients", run, "--n", "24", "--directions", "1") == 0
-    assert run_cli("flatness", run, "--n", "24", "--samples", "2") == 0
+                   "--density-steps", "5", "--blocks", "--n", "16") == 0
+    assert run_cli("gradients", run, "--n", "16", "--directions", "1") == 0
+    assert run_cli("flatness", run, "--n", "16", "--samples", "2") == 0
     out = capsys.readouterr().out
     assert "top-2 eigenvalues" in out and "Lipschitz" in out and "worst case" in out
     files = {p.name for p in (run_dir / "landscape").iterdir()}
@@ -78,9 +78,11 @@ def test_landscape_commands(run_dir, capsys) -> None:
     (["landscape", "{missing}"], "no run directory"),
     (["hessian", "{run}", "--loss", "train"], "--loss must be clean or adv"),
     (["interpolate", "{run}", "--bn", "freeze"], "--bn must be"),
+    (["interpolate", "{bare}"], "has no initial checkpoint"),
 ])
 def test_user_errors_are_one_line(run_dir, tmp_path, capsys, args, message) -> None:
-    args = [a.format(run=run_dir, missing=tmp_path / "nope") for a in args]
+    (tmp_path / "bare").mkdir()
+    args = [a.format(run=run_dir, missing=tmp_path / "nope", bare=tmp_path / "bare") for a in args]
     assert run_cli(*args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err

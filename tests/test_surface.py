@@ -9,7 +9,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from advland.attacks import pgd
-from advland.landscape import FlatModel, Landscape, evaluate_grid, interpolate, recompute_bn_statistics, surface
+from advland.landscape import (
+    FlatModel,
+    Landscape,
+    evaluate_grid,
+    interpolate,
+    recompute_bn_statistics,
+    surface,
+)
 from advland.landscape.errors import LandscapeError
 from advland.landscape.surface import grid
 from advland.threat import ThreatModel
@@ -47,6 +54,32 @@ def test_surface_at_the_origin_is_the_unperturbed_model(data) -> None:
     assert s.info["directions"][0] == {"seed": 7, "norm": "filter", "zero_bias_bn": True}
 
 
+def test_worker_threads_give_the_same_surface(data) -> None:
+    x, y = data
+    model = small_cnn()
+    kwargs = dict(dims=2, steps=3, metrics=["adv_loss", "clean_acc"], threat=THREAT, layout="contiguous", seed=2)
+    threads = torch.get_num_threads()
+    one = surface(model, x, y, workers=1, **kwargs)
+    three = surface(model, x, y, workers=3, batch_size=10, **kwargs)
+    assert torch.get_num_threads() == threads  # restored after the single-threaded workers
+    np.testing.assert_allclose(three.values["adv_loss"], one.values["adv_loss"], rtol=1e-6)
+    np.testing.assert_array_equal(three.values["clean_acc"], one.values["clean_acc"])
+    assert three.info["workers"] == 3 and one.info["workers"] == 1
+    assert not model.training
+
+
+def test_pgd_random_start_from_a_generator(data) -> None:
+    x, y = data
+    model = small_cnn()
+    for norm in ("linf", "l2", "l1"):
+        threat = ThreatModel(norm, 0.3, 0.1, 2)
+        a = pgd(model, x, y, threat, generator=torch.Generator().manual_seed(4))
+        b = pgd(model, x, y, threat, generator=torch.Generator().manual_seed(4))
+        torch.manual_seed(4)
+        c = pgd(model, x, y, threat)  # the global RNG with the same seed: the same start
+        assert torch.equal(a, b) and torch.equal(a, c)
+
+
 def test_one_dimensional_surface_follows_its_direction(data) -> None:
     x, y = data
     model = small_cnn()
@@ -60,7 +93,7 @@ def test_one_dimensional_surface_follows_its_direction(data) -> None:
 def test_layouts_agree_and_auto_records_its_choice(data) -> None:
     x, y = data
     model = small_cnn()
-    kwargs = dict(dims=1, steps=3, metrics=["clean_loss"], seed=1)
+    kwargs = dict(dims=1, steps=16, metrics=["clean_loss"], seed=1)  # 16 points: "auto" times both layouts
     a = surface(model, x, y, layout="contiguous", **kwargs)
     b = surface(model, x, y, layout="channels_last", **kwargs)
     c = surface(model, x, y, layout="auto", **kwargs)

@@ -73,6 +73,7 @@ def pgd(
     loss: AttackLoss = "ce",
     start: Literal["uniform", "gaussian", "none"] = "uniform",
     mode: BNMode | None = "eval",
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` inside ``threat``; returns detached adversarial inputs.
 
@@ -82,6 +83,8 @@ def pgd(
             x + 0.001 * N(0, I) (TRADES), "none" starts at x.
         mode: "eval" or "train" puts the model in that mode while attacking (restored after);
             None leaves the mode alone (for callables that are not modules).
+        generator: source of the random starts (default: the global RNG); one generator per
+            attack makes attacks reproducible when several run at once in threads.
 
     With ``threat.restarts > 1`` the per-example worst case is kept: a misclassifying restart
     beats a correct one, and among equals the larger loss wins.
@@ -91,18 +94,18 @@ def pgd(
         return x.clone()
     if mode is not None and isinstance(model, nn.Module):
         with bn_mode(model, mode):
-            return _pgd_restarts(model, x, y, threat, loss, start)
-    return _pgd_restarts(model, x, y, threat, loss, start)
+            return _pgd_restarts(model, x, y, threat, loss, start, generator)
+    return _pgd_restarts(model, x, y, threat, loss, start, generator)
 
 
-def _pgd_restarts(model, x, y, threat, loss, start) -> torch.Tensor:
+def _pgd_restarts(model, x, y, threat, loss, start, generator) -> torch.Tensor:
     clean_log_probs = None
     if loss == "kl":
         with torch.no_grad():
             clean_log_probs = F.log_softmax(model(x), dim=1)
     best_x, best_score = None, None
     for _ in range(threat.restarts):
-        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs)
+        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator)
         if threat.restarts == 1:
             return x_adv
         with torch.no_grad():
@@ -118,11 +121,11 @@ def _pgd_restarts(model, x, y, threat, loss, start) -> torch.Tensor:
     return best_x
 
 
-def _pgd_once(model, x, y, threat, loss, start, clean_log_probs) -> torch.Tensor:
+def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator) -> torch.Tensor:
     if start == "uniform":
-        x_adv = threat.random_start(x)
+        x_adv = threat.random_start(x, generator)
     elif start == "gaussian":
-        x_adv = threat.project(x + 0.001 * torch.randn_like(x), x)
+        x_adv = threat.project(x + 0.001 * torch.empty_like(x).normal_(generator=generator), x)
     else:
         x_adv = x.clone()
     for _ in range(threat.steps):

@@ -264,6 +264,7 @@ def landscape(
     attack_steps: Optional[int] = typer.Option(None, help="PGD steps (default: the run's)."),
     step_size: Optional[float] = typer.Option(None, help="PGD step size (default: the run's, scaled with eps)."),
     fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
+    workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Loss landscape along random directions (Li et al.): a 1-D curve or a 2-D contour and surface."""
@@ -283,7 +284,7 @@ def landscape(
     run, model, x, y = _analysis_inputs(target, which, data, n)
     threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
     result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
-                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, progress=progress)
+                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, workers=workers, progress=progress)
     result.info |= {"checkpoint": which, "data": data}
     if not _rank0():
         return
@@ -297,7 +298,7 @@ def landscape(
             paths.append(plot_surface3d(result, m, f"{stem}_{m}_surface.png"))
     center = tuple(len(c) // 2 for c in result.coords)
     _say(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
-               f"{result.info['seconds']:.1f} s ({result.info['layout']} layout)")
+         f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['layout']} layout)")
     for m, values in result.values.items():
         _say(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
     _echo_saved(paths)
@@ -317,12 +318,14 @@ def interpolate(
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
     attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
     from . import data as datasets
     from .landscape import interpolate as interpolate_models
     from .plots.landscape import plot_curve
+    from .run import Run
 
     if bn not in ("interpolate", "recompute"):
         raise AdvlandError(f"--bn must be interpolate or recompute, got {bn!r}")
@@ -330,9 +333,9 @@ def interpolate(
         raise AdvlandError(f"--steps must be >= 2, got {steps}")
     metrics, lo_hi = _metrics(metric), _span(span)
     which_a, which_b = ("init", "last") if run_b is None else (which, which)
+    if run_b is None and run_a.is_dir() and not Run(run_a).weights_path("init").exists():
+        raise AdvlandError(f"{run_a} has no initial checkpoint (checkpoints/init.safetensors); give two runs")
     run, model_a, x, y = _analysis_inputs(run_a, which_a, data, n)
-    if run_b is None and not run.weights_path("init").exists():
-        raise AdvlandError(f"{run.path} has no initial checkpoint (checkpoints/init.safetensors); give two runs")
     model_b = _analysis_inputs(run_b or run_a, which_b, data, 1)[1]
     config = run.config()
     threat = _threat_options(config, threat_norm, eps, attack_steps, step_size)
@@ -340,11 +343,8 @@ def interpolate(
     if bn == "recompute":
         bn_x = datasets.load(config.data.name, "train", config.data.root, val_fraction=config.data.val_fraction,
                              seed=config.seed)[0][:n]
-    try:
-        result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
-                                    bn_data=bn_x, threat=threat, seed=seed, progress=progress)
-    except ValueError as error:
-        raise AdvlandError(str(error)) from None
+    result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
+                                bn_data=bn_x, threat=threat, seed=seed, workers=workers, progress=progress)
     label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
     result.info |= {"a": label_a, "b": label_b, "data": data}
     if not _rank0():

@@ -104,17 +104,20 @@ class ThreatModel:
             delta = _project_l1_ball(delta, self.eps)
         return (x + delta).clamp(0.0, 1.0)
 
-    def random_start(self, x: torch.Tensor) -> torch.Tensor:
-        """A random point of the threat set around ``x``.
+    def random_start(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random point of the threat set around ``x``, drawn from ``generator`` (default: the global RNG).
 
         linf: uniform in the ball. l2 and l1: a random direction at radius U(0, 1) * eps
         (the AWP code's L2 start; Laplace directions for l1).
         """
         if self.norm == "linf":
-            delta = torch.empty_like(x).uniform_(-self.eps, self.eps)
+            delta = torch.empty_like(x).uniform_(-self.eps, self.eps, generator=generator)
         else:
-            noise = torch.randn_like(x) if self.norm == "l2" else _laplace_like(x)
-            radius = torch.rand(x.shape[0], device=x.device, dtype=x.dtype) * self.eps
+            if self.norm == "l2":
+                noise = torch.empty_like(x).normal_(generator=generator)
+            else:
+                noise = _laplace_like(x, generator)
+            radius = torch.rand(x.shape[0], device=x.device, dtype=x.dtype, generator=generator) * self.eps
             scale = radius / lp_norm(noise, self.norm).clamp_min(_TINY)
             delta = noise * _per_example(scale, noise)
         return self.project(x + delta, x)
@@ -138,8 +141,12 @@ class ThreatModel:
         return x_adv + self.step_size * sparse.reshape_as(grad)
 
 
-def _laplace_like(x: torch.Tensor) -> torch.Tensor:
-    return torch.distributions.Laplace(0.0, 1.0).sample(x.shape).to(device=x.device, dtype=x.dtype)
+def _laplace_like(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Standard Laplace noise shaped like ``x`` (inverse CDF of a uniform draw, as torch.distributions.Laplace)."""
+    u = torch.empty(x.shape, device=generator.device if generator else "cpu").uniform_(
+        torch.finfo(torch.float32).eps - 1, 1, generator=generator
+    )
+    return (-u.sign() * torch.log1p(-u.abs())).to(device=x.device, dtype=x.dtype)
 
 
 def fgsm_rs(eps: float, norm: Norm = "linf") -> ThreatModel:

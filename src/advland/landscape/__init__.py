@@ -26,6 +26,7 @@ from .gradients import (
     lipschitz_ratios,
 )
 from .hessian import HessianOperator, blocks, hessian
+from .points import METRICS, evaluate_points
 from .spectral import (
     Eigen,
     SpectralDensity,
@@ -37,7 +38,6 @@ from .spectral import (
     slq,
 )
 from .surface import (
-    METRICS,
     Landscape,
     evaluate_grid,
     interpolate,
@@ -47,7 +47,7 @@ from .surface import (
 
 __all__ = [
     "METRICS", "DirectionSpec", "Eigen", "FlatModel", "Flatness", "HessianOperator", "Landscape", "Lipschitz",
-    "Scattering", "SpectralDensity", "TraceEstimate", "average_flatness", "blocks", "evaluate_grid",
+    "Scattering", "SpectralDensity", "TraceEstimate", "average_flatness", "blocks", "evaluate_grid", "evaluate_points",
     "gradient_lipschitz", "gradient_norm", "gradient_scattering", "hessian", "hutchinson", "hutchpp",
     "interpolate", "lanczos", "lipschitz_ratios", "normalize_direction", "power_iteration", "random_direction",
     "random_directions", "recompute_bn_statistics", "slq", "surface", "worst_flatness",

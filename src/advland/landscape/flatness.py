@@ -26,7 +26,7 @@ from torch import nn
 from ..attacks import bn_mode
 from ..threat import ThreatModel
 from .flat import FlatModel
-from .losses import DEFAULT_BATCH, batches, point_metrics, seeded
+from .losses import DEFAULT_BATCH, batches, generator, point_metrics
 
 
 @dataclass
@@ -50,9 +50,9 @@ def _norms(flat: FlatModel, theta: torch.Tensor) -> torch.Tensor:
 
 def random_relative_perturbation(flat: FlatModel, theta: torch.Tensor, xi: float, seed: int) -> torch.Tensor:
     """ν uniform in B_ξ(θ): per tensor, a uniform direction at radius ξ·‖θ_l‖·U^(1/n_l)."""
-    generator = torch.Generator().manual_seed(seed)
-    sample = torch.randn(flat.size, generator=generator, dtype=theta.dtype).to(theta.device)
-    radii = torch.rand(len(flat.names), generator=generator, dtype=theta.dtype).to(theta.device)
+    cpu_rng = torch.Generator().manual_seed(seed)
+    sample = torch.randn(flat.size, generator=cpu_rng, dtype=theta.dtype).to(theta.device)
+    radii = torch.rand(len(flat.names), generator=cpu_rng, dtype=theta.dtype).to(theta.device)
     numels = torch.tensor(flat.numels, device=theta.device)
     radii = radii ** (1.0 / numels.to(theta.dtype))
     scale = xi * _norms(flat, theta) * radii.repeat_interleave(numels) / _norms(flat, sample).clamp_min(1e-12)
@@ -66,8 +66,7 @@ def _project(flat: FlatModel, nu: torch.Tensor, theta: torch.Tensor, xi: float) 
 
 
 def _robust_loss(flat, theta, x, y, threat, batch_size, seed) -> float:
-    with seeded(seed):
-        return point_metrics(flat, theta, x, y, threat, batch_size=batch_size).loss
+    return point_metrics(flat, theta, x, y, threat, batch_size=batch_size, seed=seed).loss
 
 
 def average_flatness(
@@ -86,10 +85,8 @@ def average_flatness(
     x, y = flat.layout(x.to(flat.device)), y.to(flat.device)
     theta = flat.vector()
     base = _robust_loss(flat, theta, x, y, threat, batch_size, seed)
-    losses = [
-        _robust_loss(flat, theta + random_relative_perturbation(flat, theta, xi, seed + 1 + s), x, y, threat, batch_size, seed)
-        for s in range(n_samples)
-    ]
+    perturbations = [random_relative_perturbation(flat, theta, xi, seed + 1 + s) for s in range(n_samples)]
+    losses = [_robust_loss(flat, theta + nu, x, y, threat, batch_size, seed) for nu in perturbations]
     return Flatness(sum(losses) / len(losses) - base, base, losses, xi)
 
 
@@ -120,8 +117,8 @@ def worst_flatness(
     base = _robust_loss(flat, theta, x, y, threat, batch_size, seed)
     nu = torch.zeros_like(theta)
     radius = xi * _norms(flat, theta)
-    with seeded(seed):
-        adversarial = [threat.random_start(xb) for xb, _ in batches(x, y, batch_size)]
+    rng = generator(seed, flat.device)
+    adversarial = [threat.random_start(xb, rng) for xb, _ in batches(x, y, batch_size)]
     with bn_mode(flat.model, "eval"), torch.enable_grad():
         for _ in range(steps):
             nu_leaf = nu.clone().requires_grad_(True)

@@ -25,7 +25,7 @@ from torch import nn
 from ..threat import ThreatModel
 from .directions import random_unit
 from .flat import FlatModel
-from .losses import DEFAULT_BATCH, loss_gradient, seeded
+from .losses import DEFAULT_BATCH, loss_gradient
 
 Gradient = Callable[[torch.Tensor], torch.Tensor]
 
@@ -44,8 +44,7 @@ def adversarial_gradient(
     x, y = flat.layout(x.to(flat.device)), y.to(flat.device)
 
     def gradient(theta: torch.Tensor) -> torch.Tensor:
-        with seeded(seed):
-            return loss_gradient(flat, theta, x, y, threat, batch_size=batch_size)[0]
+        return loss_gradient(flat, theta, x, y, threat, batch_size=batch_size, seed=seed)[0]
 
     return flat, gradient
 
@@ -99,11 +98,8 @@ def gradient_scattering(
     theta = flat.vector()
     u = random_unit(flat.size, seed=seed, like=theta) if direction is None else direction.to(theta) / direction.norm()
     s = step * theta.norm().item()
-    results = []
-    for point in (theta, theta + s * u):
-        with seeded(seed):
-            results.append(loss_gradient(flat, point, x, y, threat, batch_size=batch_size))
-    (g0, x0), (g1, x1) = results
+    (g0, x0), (g1, x1) = (loss_gradient(flat, point, x, y, threat, batch_size=batch_size, seed=seed)
+                          for point in (theta, theta + s * u))
     d0, d1 = x0 - x, x1 - x
     return Scattering(
         cos_delta=_mean_cosine(d0, d1),

@@ -25,7 +25,7 @@ from torch import nn
 from ..attacks import bn_mode
 from ..threat import ThreatModel
 from .flat import FlatModel
-from .losses import attack, batches, seeded
+from .losses import attack, batches
 
 
 class HessianOperator:
@@ -117,8 +117,7 @@ def hessian(
     """
     if threat is not None and threat.active:
         flat = FlatModel(model)
-        with seeded(seed):
-            x = attack(flat, flat.vector(), x.to(flat.device), y.to(flat.device), threat, batch_size=batch_size)
+        x = attack(flat, flat.vector(), x.to(flat.device), y.to(flat.device), threat, batch_size=batch_size, seed=seed)
     return HessianOperator(model, x, y, params=params, batch_size=batch_size)
 
 

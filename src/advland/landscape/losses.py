@@ -4,12 +4,16 @@ L(θ) = mean_i CE(f_θ(x_i), y_i) and L_ε(θ) = mean_i CE(f_θ(x'_i), y_i), x'_
 package's :func:`advland.attacks.pgd`) run at θ. Every function here evaluates the model in
 eval mode (BatchNorm uses its running statistics) and processes the data in batches of
 ``batch_size`` examples, keeping it on the model's device.
+
+Random starts come from a generator seeded by ``seed`` at every call, never from the global
+RNG: the same seed gives the same start at every weight point (common random numbers), calls
+may run in parallel threads, and a training run that measures these quantities keeps its own
+random stream.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -30,13 +34,9 @@ class PointMetrics:
     acc: float
 
 
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Run a block with the global RNGs (which drive PGD's random starts) seeded, restoring them after."""
-    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+def generator(seed: int, device: torch.device) -> torch.Generator:
+    """A fresh random generator on ``device`` seeded by ``seed`` (the source of PGD's random starts)."""
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -45,14 +45,14 @@ def batches(x: torch.Tensor, y: torch.Tensor, batch_size: int | None) -> list[tu
     return list(zip(x.split(size), y.split(size)))
 
 
-def craft(model_at: Logits, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel | None) -> torch.Tensor:
-    """Adversarial inputs for ``model_at`` (CE-PGD from a random start), or ``x`` itself without a threat.
-
-    The caller puts the module in eval mode; ``model_at`` is a function inputs -> logits.
-    """
+def craft(
+    model_at: Logits, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel | None, rng: torch.Generator
+) -> torch.Tensor:
+    """Adversarial inputs for ``model_at`` (CE-PGD from a random start drawn from ``rng``), or ``x``
+    itself without a threat. The caller puts the module in eval mode."""
     if threat is None or not threat.active:
         return x
-    return pgd(model_at, x, y, threat, loss="ce", mode=None)
+    return pgd(model_at, x, y, threat, loss="ce", mode=None, generator=rng)
 
 
 def attack(
@@ -63,11 +63,12 @@ def attack(
     threat: ThreatModel | None,
     *,
     batch_size: int | None = DEFAULT_BATCH,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Adversarial inputs of the model at weights ``theta``, crafted in eval mode, batch by batch."""
-    model_at = flat.at(theta)
+    model_at, rng = flat.at(theta), generator(seed, flat.device)
     with bn_mode(flat.model, "eval"):
-        return torch.cat([craft(model_at, xb, yb, threat) for xb, yb in batches(x, y, batch_size)])
+        return torch.cat([craft(model_at, xb, yb, threat, rng) for xb, yb in batches(x, y, batch_size)])
 
 
 def point_metrics(
@@ -79,13 +80,14 @@ def point_metrics(
     *,
     batch_size: int | None = DEFAULT_BATCH,
     buffers: Mapping[str, torch.Tensor] | None = None,
+    seed: int = 0,
 ) -> PointMetrics:
     """Clean (threat None or inactive) or adversarial loss and accuracy at ``theta``; the attack is re-run here."""
     total_loss, correct = 0.0, 0
-    model_at = flat.at(theta, buffers)
+    model_at, rng = flat.at(theta, buffers), generator(seed, flat.device)
     with bn_mode(flat.model, "eval"):
         for xb, yb in batches(x, y, batch_size):
-            xb = craft(model_at, xb, yb, threat)
+            xb = craft(model_at, xb, yb, threat, rng)
             with torch.no_grad():
                 logits = model_at(xb)
                 total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
@@ -102,6 +104,7 @@ def loss_gradient(
     threat: ThreatModel | None = None,
     *,
     batch_size: int | None = DEFAULT_BATCH,
+    seed: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """∇_θ of the clean or adversarial mean loss at ``theta`` (shape (P,)), and the inputs it was taken at.
 
@@ -111,11 +114,11 @@ def loss_gradient(
     theta = theta.detach()
     grad = torch.zeros_like(theta)
     inputs = []
-    model_at = flat.at(theta)
+    model_at, rng = flat.at(theta), generator(seed, flat.device)
     with bn_mode(flat.model, "eval"), torch.enable_grad():
         point = theta.clone().requires_grad_(True)
         for xb, yb in batches(x, y, batch_size):
-            xb = craft(model_at, xb, yb, threat)
+            xb = craft(model_at, xb, yb, threat, rng)
             inputs.append(xb)
             loss = F.cross_entropy(flat.at(point)(xb), yb, reduction="sum")
             grad += torch.autograd.grad(loss, point)[0]

@@ -1,22 +1,9 @@
 """Loss landscapes on grids of weight points: 1-D and 2-D surfaces, and interpolation between checkpoints.
 
 A surface evaluates metrics at θ + a·d1 (+ b·d2) for a, b on a grid (Li et al. 2018); an
-interpolation at (1 − t)·θ_A + t·θ_B. Metrics, per point:
-
-* ``clean_loss`` / ``clean_acc``: mean cross-entropy (nats) / accuracy (fraction) on (x, y);
-* ``adv_loss`` / ``adv_acc``: the same on adversarial inputs, with PGD **re-run at every point**
-  under the given threat model (what liu2020 and wu2020 plot).
-
-How the grid is evaluated (measured in docs/landscape.md): the data is moved to the model's
-device and laid out once; each weight point is one fused vector operation
-(``base + b·d2``), its parameters are views into it, and the forward passes go through
-``torch.func.functional_call``; nothing is written into the module. Points are evaluated one at
-a time: stacking K points with ``torch.func.vmap`` turns every convolution into a grouped one,
-which oneDNN runs about 2x slower per point than K separate calls on CPU. With
-``layout="auto"``, the first point is timed in NCHW and channels-last layout and the faster is
-kept (like ``cudnn.benchmark``): which one wins depends on the model, the threads and the load.
-The attack's random start is drawn from the same seed at every point (common random numbers),
-so differences between points come from the weights, not from the start.
+interpolation at (1 − t)·θ_A + t·θ_B. The metrics (clean/adversarial loss/accuracy, PGD re-run
+at every point) and how the points are spread over the machine are in :mod:`.points`. A grid
+point costs two in-place vector operations (θ + a·d1 + b·d2); its parameters are views into it.
 
 Under ``torchrun`` (several processes in a torch.distributed group) the grid points are dealt out
 by rank (point k to rank k mod N), each process evaluates its points, and the values are summed
@@ -31,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,18 +27,15 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from .. import distributed as dist
 from ..threat import ThreatModel
 from .directions import DirectionSpec, Normalization, random_directions
 from .errors import LandscapeError
 from .flat import FlatModel
-from .losses import DEFAULT_BATCH, point_metrics, seeded
+from .losses import DEFAULT_BATCH
+from .points import GRID_BATCH, Layout, Point, evaluate_points
 
-METRICS: tuple[str, ...] = ("clean_loss", "clean_acc", "adv_loss", "adv_acc")
 BNHandling = Literal["interpolate", "recompute"]
-Layout = Literal["auto", "contiguous", "channels_last"]
 
 
 @dataclass
@@ -68,10 +51,6 @@ class Landscape:
     values: dict[str, np.ndarray]
     info: dict[str, Any] = field(default_factory=dict)
     directions: list[torch.Tensor] = field(default_factory=list, repr=False)
-
-    @property
-    def dims(self) -> int:
-        return len(self.coords)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: coordinates, values (nested lists) and info."""
@@ -117,53 +96,6 @@ def grid(span: tuple[float, float], steps: int) -> np.ndarray:
     return coords
 
 
-def _check_metrics(metrics: Sequence[str], threat: ThreatModel | None) -> list[str]:
-    metrics = list(dict.fromkeys(metrics))
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise LandscapeError(f"unknown metric {unknown[0] if unknown else ''!r}; choose from {', '.join(METRICS)}")
-    if threat is None and any(m.startswith("adv") for m in metrics):
-        raise LandscapeError("adversarial metrics (adv_loss, adv_acc) need a threat model")
-    return metrics
-
-
-def _metrics_at(flat, theta, x, y, metrics, threat, batch_size, seed, buffers=None) -> dict[str, float]:
-    """The requested metrics at one point; one attack serves both adv_loss and adv_acc."""
-    out: dict[str, float] = {}
-    for kind, point_threat in (("clean", None), ("adv", threat)):
-        if any(m.startswith(kind) for m in metrics):
-            with seeded(seed):
-                result = point_metrics(flat, theta, x, y, point_threat, batch_size=batch_size, buffers=buffers)
-            out[f"{kind}_loss"], out[f"{kind}_acc"] = result.loss, result.acc
-    return {m: out[m] for m in metrics}
-
-
-def _prepared(flat: FlatModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return flat.layout(x.to(flat.device)), y.to(flat.device)
-
-
-def _seconds_per_point(flat, theta, x, y, metrics, threat, batch_size, seed) -> float:
-    """Best of two timed evaluations of one point, after one warm-up (oneDNN builds its kernels)."""
-    x = flat.layout(x)
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        _metrics_at(flat, theta, x, y, metrics, threat, batch_size, seed)
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
-
-
-def choose_layout(model, x, y, metrics, threat, batch_size, seed, layout: Layout) -> FlatModel:
-    """A FlatModel in the given layout, or with "auto" in the one that evaluates a point faster."""
-    if layout not in ("auto", "contiguous", "channels_last"):
-        raise LandscapeError(f"layout must be auto, contiguous or channels_last, got {layout!r}")
-    if layout != "auto" or x.dim() != 4:
-        return FlatModel(model, channels_last=layout == "channels_last")
-    candidates = [FlatModel(model, channels_last=c) for c in (False, True)]
-    theta = candidates[0].vector()
-    return min(candidates, key=lambda f: _seconds_per_point(f, theta, x, y, metrics, threat, batch_size, seed))
-
-
 def evaluate_grid(
     model: nn.Module,
     x: torch.Tensor,
@@ -173,9 +105,10 @@ def evaluate_grid(
     *,
     metrics: Sequence[str] = ("clean_loss",),
     threat: ThreatModel | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = GRID_BATCH,
     seed: int = 0,
     layout: Layout = "auto",
+    workers: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """Metrics at θ + coords[0][i]·directions[0] (+ coords[1][j]·directions[1]), θ the model's weights.
@@ -186,40 +119,30 @@ def evaluate_grid(
         metrics: any of clean_loss, clean_acc, adv_loss, adv_acc.
         threat: the attack re-run at every point for the adversarial metrics.
         seed: seed of the attack's random start (the same at every point).
-        layout: memory layout of the forward passes: "contiguous", "channels_last", or "auto"
-            (time one point in both and keep the faster).
+        layout: "contiguous", "channels_last", or "auto" (time one point in both, keep the faster).
+        workers: threads evaluating points in parallel (default: torch's thread count on CPU).
     """
     if len(directions) != len(coords) or len(directions) not in (1, 2):
         raise LandscapeError("give one or two directions, each with its coordinate array")
-    metrics = _check_metrics(metrics, threat)
-    start = time.perf_counter()
-    device = next(model.parameters()).device
-    flat = choose_layout(model, x.to(device), y.to(device), metrics, threat, batch_size, seed, layout)
-    channels_last = dist.broadcast_object(flat.channels_last)  # every process runs rank 0's layout
-    if channels_last != flat.channels_last:
-        flat = FlatModel(model, channels_last=channels_last)
-    theta = flat.vector()
-    x, y = _prepared(flat, x, y)
-    d1, d2 = directions[0].to(theta), (directions[1].to(theta) if len(directions) == 2 else None)
+    theta = FlatModel(model).vector()
+    d = [direction.to(theta) for direction in directions]
+    grid_points = [(float(a),) for a in coords[0]] if len(d) == 1 else [
+        (float(a), float(b)) for a in coords[0] for b in coords[1]]
+
+    def point(ab: tuple[float, ...]) -> Point:
+        def build(flat: FlatModel) -> tuple[torch.Tensor, None]:
+            theta_ab = theta.clone()
+            for c, v in zip(ab, d):
+                theta_ab.add_(v, alpha=c)
+            return theta_ab, None
+
+        return build
+
+    values, info = evaluate_points(model, x, y, [point(ab) for ab in grid_points], metrics=metrics, threat=threat,
+                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
     shape = tuple(len(c) for c in coords)
-    values = {m: np.zeros(shape) for m in metrics}
-    indices = dist.shard(list(np.ndindex(shape)))  # this process's points (all of them on one process)
-    bar = tqdm(total=len(indices), desc="landscape", disable=not progress or not dist.is_main(), leave=False)
-    for index in indices:
-        point = torch.add(theta, d1, alpha=float(coords[0][index[0]]))
-        if d2 is not None:
-            point = torch.add(point, d2, alpha=float(coords[1][index[1]]))
-        for m, v in _metrics_at(flat, point, x, y, metrics, threat, batch_size, seed).items():
-            values[m][index] = v
-        bar.update()
-    bar.close()
-    if dist.world_size() > 1:
-        stacked = dist.all_reduce_sum(torch.from_numpy(np.stack([values[m] for m in metrics])))
-        values = {m: stacked[k].numpy() for k, m in enumerate(metrics)}
-    info = {"n": len(y), "metrics": metrics, "threat": _threat_info(threat), "seed": seed,
-            "seconds": time.perf_counter() - start, "points": int(np.prod(shape)), "processes": dist.world_size(),
-            "layout": "channels_last" if flat.channels_last else "contiguous"}
-    return Landscape([np.asarray(c, dtype=float) for c in coords], values, info, [d.detach() for d in directions])
+    return Landscape([np.asarray(c, dtype=float) for c in coords], {m: v.reshape(shape) for m, v in values.items()},
+                     info, [v.detach() for v in directions])
 
 
 def surface(
@@ -236,8 +159,9 @@ def surface(
     seed: int = 0,
     threat: ThreatModel | None = None,
     directions: Sequence[torch.Tensor] | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = GRID_BATCH,
     layout: Layout = "auto",
+    workers: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """A 1-D curve or 2-D surface of ``metrics`` around the model's weights along random directions.
@@ -245,7 +169,7 @@ def surface(
     The directions are Gaussian, normalized by ``norm`` (filter, layer, none), drawn with seeds
     ``seed`` and ``seed + 1`` (recorded in ``info["directions"]`` and saved as vectors); pass
     ``directions`` (e.g. Hessian eigenvectors) to use your own. The grid is ``steps`` points
-    per axis over ``span`` (default [-1, 1]).
+    per axis over ``span`` (default [-1, 1]). The other arguments are those of :func:`evaluate_grid`.
     """
     if dims not in (1, 2):
         raise LandscapeError(f"dims must be 1 or 2, got {dims}")
@@ -256,7 +180,7 @@ def surface(
         raise LandscapeError(f"dims={dims} needs {dims} directions, got {len(directions)}")
     coords = [grid(span, steps)] * dims
     result = evaluate_grid(model, x, y, directions, coords, metrics=metrics, threat=threat,
-                           batch_size=batch_size, seed=seed, layout=layout, progress=progress)
+                           batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
     result.info |= {"kind": "surface", "span": list(span), "steps": steps,
                     "directions": [dataclasses.asdict(s) for s in specs] if specs else "given"}
     return result
@@ -321,44 +245,41 @@ def interpolate(
     bn: BNHandling = "interpolate",
     bn_data: torch.Tensor | None = None,
     threat: ThreatModel | None = None,
-    batch_size: int | None = DEFAULT_BATCH,
+    batch_size: int | None = GRID_BATCH,
     seed: int = 0,
+    layout: Layout = "auto",
+    workers: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """Metrics along the line θ(t) = (1 − t)·θ_A + t·θ_B, t on a grid over ``span`` (default [0, 1]).
 
     Args:
-        bn: "interpolate" the BatchNorm running statistics linearly like the weights, or
-            "recompute" them at every point from ``bn_data`` (default: ``x``) in train mode.
-    At t = 0 and t = 1 with ``bn="interpolate"`` the metrics are exactly those of A and B.
+        bn: "interpolate" the float buffers (BatchNorm running statistics) linearly like the
+            weights, or "recompute" them at every point from ``bn_data`` (default: ``x``).
+    The other arguments are those of :func:`evaluate_grid`. At t = 0 and t = 1 with
+    ``bn="interpolate"`` the metrics are exactly those of A and B.
     """
     if bn not in ("interpolate", "recompute"):
         raise LandscapeError(f"bn must be interpolate or recompute, got {bn!r}")
-    metrics = _check_metrics(metrics, threat)
     flat_a, flat_b = FlatModel(model_a), FlatModel(model_b)
     if flat_a.names != flat_b.names or flat_a.shapes != flat_b.shapes:
         raise LandscapeError("the two models must have the same architecture (parameter names and shapes)")
     theta_a, theta_b = flat_a.vector(), flat_b.vector().to(flat_a.device)
     buffers_a = _float_buffers(model_a)
     buffers_b = {n: b.to(flat_a.device) for n, b in _float_buffers(model_b).items()}
-    x, y = _prepared(flat_a, x, y)
-    bn_x = x if bn_data is None else flat_a.layout(bn_data.to(flat_a.device))
+    bn_x = (x if bn_data is None else bn_data).to(flat_a.device)
     ts = grid(span, steps)
-    values = {m: np.empty(len(ts)) for m in metrics}
-    start = time.perf_counter()
-    for i, t in enumerate(tqdm(ts.tolist(), desc="interpolate", disable=not progress, leave=False)):
-        point = (1.0 - t) * theta_a + t * theta_b
-        if bn == "interpolate":
-            buffers = {n: (1.0 - t) * buffers_a[n] + t * buffers_b[n] for n in buffers_a}
-        else:
-            buffers = recompute_bn_statistics(flat_a, point, bn_x, batch_size)
-        for m, v in _metrics_at(flat_a, point, x, y, metrics, threat, batch_size, seed, buffers).items():
-            values[m][i] = v
-    info = {"kind": "interpolation", "bn": bn, "span": list(span), "steps": steps, "n": len(y),
-            "metrics": metrics, "threat": _threat_info(threat), "seed": seed,
-            "seconds": time.perf_counter() - start, "points": len(ts)}
+
+    def point(t: float) -> Point:
+        def build(flat: FlatModel) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            theta = (1.0 - t) * theta_a + t * theta_b
+            if bn == "interpolate":
+                return theta, {n: (1.0 - t) * buffers_a[n] + t * buffers_b[n] for n in buffers_a}
+            return theta, recompute_bn_statistics(flat, theta, flat.layout(bn_x), batch_size)
+
+        return build
+
+    values, info = evaluate_points(model_a, x, y, [point(t) for t in ts.tolist()], metrics=metrics, threat=threat,
+                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
+    info |= {"kind": "interpolation", "bn": bn, "span": list(span), "steps": steps}
     return Landscape([ts], values, info, [theta_b - theta_a])
-
-
-def _threat_info(threat: ThreatModel | None) -> dict[str, Any] | None:
-    return None if threat is None else dataclasses.asdict(threat)

@@ -10,9 +10,9 @@ examples, with the training threat model at its target eps, and adds to the epoc
 * ``grad_lipschitz``: the gradient Lipschitz estimate (mean over 3 directions);
 * ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples).
 
-It then redraws RUN/landscape/tracked.png from the history. Every measurement runs under its
-own seeded RNG (:func:`advland.landscape.losses.seeded`), so tracking does not change the
-training's random stream and exact resume still holds.
+It then redraws RUN/landscape/tracked.png from the history. The measurements draw their random
+numbers from their own seeded generators, never from the global RNG, so tracking does not change
+the training's random stream and exact resume still holds.
 """
 
 from __future__ import annotations

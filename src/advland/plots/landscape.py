@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +25,12 @@ def plot_curve(landscape: "Landscape", path: str | Path, xlabel: str = "α (dire
     fig, loss_axis = plt.subplots(figsize=(5.5, 3.8))
     acc_axis = None
     t = landscape.coords[0]
-    for metric, values in landscape.values.items():
+    for i, (metric, values) in enumerate(landscape.values.items()):
         if metric.endswith("acc"):
             acc_axis = acc_axis or loss_axis.twinx()
-            acc_axis.plot(t, values, "--", label=_LABELS[metric])
+            acc_axis.plot(t, values, "--", color=f"C{i}", label=_LABELS[metric])
         else:
-            loss_axis.plot(t, values, "-", label=_LABELS[metric])
+            loss_axis.plot(t, values, "-", color=f"C{i}", label=_LABELS[metric])
     loss_axis.set(xlabel=xlabel, ylabel="loss (nats)")
     handles, labels = loss_axis.get_legend_handles_labels()
     if acc_axis is not None:
@@ -77,8 +78,12 @@ def plot_tracked(records: list[dict[str, Any]], keys: Sequence[str], path: str |
     """Each of ``keys`` present in the per-epoch records against the epoch, one panel each
     (for list values, e.g. the top Hessian eigenvalues, the first entry)."""
     keys = [k for k in keys if any(k in r for r in records)]
-    fig, axes = plt.subplots(1, max(len(keys), 1), figsize=(3.6 * max(len(keys), 1), 3.2), squeeze=False)
-    for axis, key in zip(axes[0], keys):
+    cols = min(max(len(keys), 1), 4)
+    rows = math.ceil(max(len(keys), 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for axis in axes.flat[len(keys):]:
+        axis.set_visible(False)
+    for axis, key in zip(axes.flat, keys):
         epochs = [r["epoch"] for r in records if key in r]
         values = [r[key] for r in records if key in r]
         axis.plot(epochs, [v[0] if isinstance(v, list) else v for v in values], "o-", markersize=3)
