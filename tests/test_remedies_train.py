@@ -147,3 +147,14 @@ def test_resume_continues_exactly(tiny: DataSplits, tmp_path: Path, monkeypatch,
     resumed, _ = _train(tiny, tmp_path / "resumed", [*METHODS[method], "resume=true"])
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[f"{p.parent.name}/{p.stem}" for p in RECIPES])
+def test_every_recipe_is_a_valid_config(path: Path) -> None:
+    config = load_config(path)
+    assert config.cycle_boundaries()[-1] == config.epochs
+    if config.optimizer.name == "entropy_sgd":
+        assert config.perturb.name == "none"
