@@ -21,6 +21,15 @@ BASE = ["model.kwargs={width: 0.25}", "data.batch_size=32", "threat.eps=0.2", "t
 N_BATCHES = 3  # 96 training examples in batches of 32
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds contention on shared CPUs (4x slower there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> DataSplits:
     x, y = datasets.load("digits", "train", val_fraction=0.1, seed=0)
