@@ -146,11 +146,12 @@ def test_zero_radius_changes_nothing() -> None:
 
 def test_asam_is_rho_t_squared_g_over_norm_of_t_g() -> None:
     model, rho, eta = _model(batchnorm=False), 0.5, 0.01
-    params = list(model.parameters())
+    names, params = zip(*model.named_parameters())
     base = [p.detach().clone() for p in params]
     loss_fn = _loss_fn(model)
     grads = torch.autograd.grad(loss_fn(), params)
-    t = [w.abs() + eta for w in base]
+    t = [w.abs() + eta if n.endswith("weight") else torch.ones_like(w) for n, w in zip(names, base)]  # biases: T = 1
+    assert any(not n.endswith("weight") for n in names)
     denominator = torch.sqrt(sum((ti * g).pow(2).sum() for ti, g in zip(t, grads)))
     asam(rho, eta=eta).perturb(model, loss_fn)
     for p, w, ti, g in zip(params, base, t, grads):

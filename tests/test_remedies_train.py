@@ -21,6 +21,15 @@ BASE = ["model.kwargs={width: 0.25}", "data.batch_size=32", "threat.eps=0.2", "t
 N_BATCHES = 3  # 96 training examples in batches of 32
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are tiny: a second intra-op thread only adds contention on shared CPUs (4x slower there)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> DataSplits:
     x, y = datasets.load("digits", "train", val_fraction=0.1, seed=0)
@@ -147,3 +156,14 @@ def test_resume_continues_exactly(tiny: DataSplits, tmp_path: Path, monkeypatch,
     resumed, _ = _train(tiny, tmp_path / "resumed", [*METHODS[method], "resume=true"])
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.equal(a, b)
+
+
+RECIPES = sorted(Path(__file__).resolve().parents[1].glob("configs/*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[f"{p.parent.name}/{p.stem}" for p in RECIPES])
+def test_every_recipe_is_a_valid_config(path: Path) -> None:
+    config = load_config(path)
+    assert config.cycle_boundaries()[-1] == config.epochs
+    if config.optimizer.name == "entropy_sgd":
+        assert config.perturb.name == "none"

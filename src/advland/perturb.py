@@ -7,8 +7,9 @@ differs only in the ball the perturbation v lives in:
   and BatchNorm parameters are never perturbed) gets ||v_l|| = gamma * ||w_l||_F;
 * ``scope="filter"``: the same per output filter (per row of a linear weight);
 * ``scope="global"`` (SAM): one ball of radius rho over all parameters;
-* ``adaptive=True`` (ASAM): the global ball measured in coordinates scaled by T = |w| + eta, so
-  that v = rho * T^2 g / ||T g||.
+* ``adaptive=True`` (ASAM): the global ball measured in coordinates scaled by T, so that
+  v = rho * T^2 g / ||T g||, with T = |w| + eta on weights and T = 1 on biases (as the official
+  ASAM code: parameters whose name ends in "weight", BatchNorm's included, are rescaled).
 
 Per minibatch the trainer calls :meth:`WeightPerturbation.perturb` (weights become w + v), takes
 its optimizer step at w + v, then :meth:`WeightPerturbation.restore` (subtracts exactly the v that
@@ -52,7 +53,7 @@ class WeightPerturbation:
         size: gamma (relative radius: ||v_group|| = gamma * ||w_group||) for the layer and filter
             scopes; rho (absolute radius) for the global scope.
         scope: "layer" (AWP), "filter" (AWP per filter) or "global" (SAM, ASAM).
-        adaptive: ASAM's rescaling by T = |w| + eta (global scope).
+        adaptive: ASAM's rescaling by T = |w| + eta of weights (global scope).
         eta: ASAM's offset in T.
         steps: normalized ascent steps; each moves size/steps and projects back onto the ball, so
             steps = 1 is the single step v = radius * g / ||g|| of the official AWP and SAM codes.
@@ -80,6 +81,11 @@ class WeightPerturbation:
         trainable = [p for p in model.parameters() if p.requires_grad]
         return trainable if self.scope == "global" else [p for p in trainable if p.dim() > 1]
 
+    def _adaptive_scales(self, model: nn.Module, params: list[nn.Parameter]) -> list[torch.Tensor]:
+        """ASAM's T per parameter: |w| + eta for weights (names ending in "weight"), 1 for biases."""
+        names = {id(p): name for name, p in model.named_parameters()}
+        return [p.detach().abs() + self.eta if names[id(p)].endswith("weight") else torch.ones_like(p) for p in params]
+
     def _radii(self, weights: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.scope == "global":
             return [torch.tensor(self.size, device=w.device, dtype=w.dtype) for w in weights]
@@ -103,7 +109,7 @@ class WeightPerturbation:
         params = self.parameters(model)
         buffers = [b.clone() for b in model.buffers()]
         base = [p.detach().clone() for p in params]
-        scale = [w.abs() + self.eta for w in base] if self.adaptive else None
+        scale = self._adaptive_scales(model, params) if self.adaptive else None
         radii = self._radii(base)
         u = [torch.zeros_like(w) for w in base]
         v = u
@@ -145,5 +151,5 @@ def sam(rho: float, *, steps: int = 1) -> WeightPerturbation:
 
 
 def asam(rho: float, *, eta: float = 0.01, steps: int = 1) -> WeightPerturbation:
-    """ASAM: SAM in coordinates scaled by T = |w| + eta, v = rho * T^2 g / ||T g||."""
+    """ASAM: SAM in coordinates scaled by T (|w| + eta on weights, 1 on biases), v = rho * T^2 g / ||T g||."""
     return WeightPerturbation(rho, "global", adaptive=True, eta=eta, steps=steps)
