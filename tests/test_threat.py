@@ -19,7 +19,9 @@ def test_projection_stays_in_ball_and_box(norm, eps, seed, scale):
     threat = ThreatModel(norm=norm, eps=eps)
     projected = threat.project(x_adv, x)
     assert projected.min() >= 0 and projected.max() <= 1
-    assert (lp_norm(projected - x, norm) <= eps * (1 + 1e-5) + 1e-6).all()
+    # (x + δ) − x is re-measured in float32: each coordinate may be off by about one ulp of 1
+    rounding = {"linf": 1, "l2": 48 ** 0.5, "l1": 48}[norm] * 2.4e-7
+    assert (lp_norm(projected - x, norm) <= eps * (1 + 1e-5) + rounding).all()
 
 
 @settings(max_examples=30, deadline=None)
@@ -29,7 +31,8 @@ def test_random_start_is_inside_threat_set(norm, eps, seed):
     x = torch.rand(8, 1, 8, 8)
     start = ThreatModel(norm=norm, eps=eps).random_start(x)
     assert start.min() >= 0 and start.max() <= 1
-    assert (lp_norm(start - x, norm) <= eps * (1 + 1e-5)).all()
+    rounding = {"linf": 1, "l2": 8, "l1": 64}[norm] * 2.4e-7  # float32 re-measurement, as above
+    assert (lp_norm(start - x, norm) <= eps * (1 + 1e-5) + rounding).all()
 
 
 def test_projection_is_identity_inside_ball():
