@@ -14,7 +14,7 @@ FAST = ["epochs=3", "data.batch_size=256", "threat.steps=2", "threat.step_size=0
 
 
 class Crash(Exception):
-    pass
+    """Stands for a crash in the middle of training."""
 
 
 class CrashAtEpoch:

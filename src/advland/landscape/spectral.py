@@ -262,8 +262,7 @@ def slq(op: LinearOperator, n_probes: int = 5, steps: int = 60, *, seed: int = 0
     products = 0
     for r in range(n_probes):
         start = _rademacher(op, (op.shape[0],), seed + r)
-        for alphas, betas, _ in _lanczos_steps(op, start, steps):
-            pass
+        *_, (alphas, betas, _) = _lanczos_steps(op, start, steps)  # all steps; keep the last state
         theta, s = _tridiagonal_eigh(alphas, betas)
         nodes[r, : len(theta)], weights[r, : len(theta)] = theta, s[0] ** 2
         products += len(alphas)
