@@ -93,11 +93,14 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
     from . import data as datasets
+    from . import distributed
     from .build import resolve_device
     from .evaluate import evaluate
     from .run import load, load_ensemble, resolve_checkpoint
     from .sanity import run_sanity_checks
 
+    if distributed.launched():
+        raise AdvlandError("advland eval runs in one process (its attacks are not sharded); run it without torchrun")
     if norm is not None and norm not in ("linf", "l2", "l1"):
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
     if which not in ("best", "last") or split not in ("test", "val"):
