@@ -54,6 +54,9 @@ def test_suite_runs_end_to_end_on_a_tiny_budget_and_reuses_its_runs(tmp_path, pa
     assert all(f.verdict in VERDICTS and f.reason for f in findings)
     assert {"findings.json", "report.md", "report.html"} <= {p.name for p in tmp_path.iterdir()}
     assert all((tmp_path / "figures" / name).exists() for f in findings for name in f.figures)
+    if paper == "kanai2021":  # (g) is judged as in the paper: each norm on a model trained under it
+        assert {"linf_trained_linf", "l2_trained_l2"} <= set(findings[0].measured["trained under each norm"])
+        assert any(p.name.startswith("at_l2_eps") for p in (tmp_path / "runs").iterdir())
     lines.clear()
     reproduce(paper, tmp_path, budget="tiny", log=lines.append)
     assert not any(line.strip().startswith(("train", "resume")) for line in lines)
