@@ -83,15 +83,16 @@ def point_metrics(
     seed: int = 0,
 ) -> PointMetrics:
     """Clean (threat None or inactive) or adversarial loss and accuracy at ``theta``; the attack is re-run here."""
-    total_loss, correct = 0.0, 0
+    sums = torch.zeros(2, dtype=torch.float64, device=flat.device)  # loss, correct: read once (one GPU sync)
     model_at, rng = flat.at(theta, buffers), generator(seed, flat.device)
     with bn_mode(flat.model, "eval"):
         for xb, yb in batches(x, y, batch_size):
             xb = craft(model_at, xb, yb, threat, rng)
             with torch.no_grad():
                 logits = model_at(xb)
-                total_loss += F.cross_entropy(logits, yb, reduction="sum").item()
-                correct += (logits.argmax(1) == yb).sum().item()
+                sums[0] += F.cross_entropy(logits, yb, reduction="sum").double()
+                sums[1] += (logits.argmax(1) == yb).sum()
+    total_loss, correct = sums.tolist()
     n = max(len(y), 1)
     return PointMetrics(total_loss / n, correct / n)
 
