@@ -137,8 +137,10 @@ class DataSettings:
 DATASETS: dict[str, DataSettings] = {
     "digits": DataSettings("digits", ("data.name=digits", "data.batch_size=64", "model.name=cnn_small"),
                            0.2, 0.05, (0.0, 0.1, 0.2, 0.3)),
-    "mnist1d": DataSettings("mnist1d", ("data.name=mnist1d", "data.batch_size=64", "model.name=mlp"),
-                            0.1, 0.05, (0.0, 0.05, 0.1, 0.15)),
+    # MNIST-1D signals have std 0.0996 in [0, 1]: ε = 0.1 (one std) left every AT model at chance for 20 epochs;
+    # ε = 0.02 gives cnn_small 85 % clean / 56 % PGD-10 (the MLP reaches only 65 % clean without attack)
+    "mnist1d": DataSettings("mnist1d", ("data.name=mnist1d", "data.batch_size=64", "model.name=cnn_small"),
+                            0.02, 0.05, (0.0, 0.01, 0.02, 0.03)),
     "mnist": DataSettings("mnist", ("data.name=mnist", "data.root=data", "data.batch_size=128", "model.name=lenet"),
                           0.3, 0.01, (0.0, 0.1, 0.2, 0.3)),
     "cifar10": DataSettings("cifar10", ("data.name=cifar10", "data.root=data", "data.batch_size=128",
