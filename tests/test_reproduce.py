@@ -1,14 +1,16 @@
 """The reproduce pipeline: verdict helpers, the report, one-line errors, and every suite end to end on a tiny
-budget (the findings' outcomes are not asserted: at this budget they mean nothing)."""
+budget (the findings' outcomes are not asserted: at this budget they mean nothing), and that the MNIST-1D
+recipe trains robust models at all."""
 
 import json
 
 import pytest
 
+from advland import load_config, train
 from advland.cli import main
 from advland.plots.reproduce import plot_lines
 from advland.reproduce import SUITES, reproduce
-from advland.reproduce.common import Finding, epochs_to_reach, spread_verdict
+from advland.reproduce.common import Finding, epochs_to_reach, make_suite, spread_verdict
 from advland.reproduce.report import write_report
 
 VERDICTS = {"holds", "does not hold", "inconclusive"}
@@ -60,3 +62,11 @@ def test_suite_runs_end_to_end_on_a_tiny_budget_and_reuses_its_runs(tmp_path, pa
     lines.clear()
     reproduce(paper, tmp_path, budget="tiny", log=lines.append)
     assert not any(line.strip().startswith(("train", "resume")) for line in lines)
+
+
+def test_mnist1d_recipe_trains_robust_models_above_chance(tmp_path):
+    # the founding recipe (an MLP at eps = 0.1, one standard deviation of the signals) stayed at chance (0.1)
+    suite = make_suite(tmp_path, "quick", "mnist1d", "cpu", lambda _: None)
+    config = load_config(None, suite.overrides(["epochs=6", "eval.test_n=300", "name=recipe"]))
+    summary = train(config, progress=False)
+    assert summary["test_robust_acc"] > 0.3 and summary["eps"] == suite.data.eps
