@@ -11,7 +11,7 @@ from advland.config import load_config
 from advland.train import train
 
 TRACKED = ["grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
-           "grad_lipschitz", "flatness_avg"]
+           "grad_lipschitz", "flatness_avg", "curve_clean_loss", "curve_adv_loss", "curve_sharpness"]
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +22,7 @@ def run_dir(tmp_path_factory):
         "model.kwargs={hidden: [16]}", "threat.eps=0.1", "threat.steps=2", "epochs=2", "eval.steps=2",
         "eval.test_n=20", "eval.val_steps=1", "track.n=32", "track.grad_norm=true", "track.hessian_every=1", "track.hessian_top_k=2",
         "track.scattering_every=2", "track.lipschitz_every=2", "track.flatness_every=2",
+        "track.curve_every=2", "track.curve_steps=5",
         f"out_dir={out}", "name=tiny", "device=cpu",
     ])
     train(config, progress=False)
@@ -33,6 +34,10 @@ def test_tracking_lands_in_metrics_and_a_plot(run_dir) -> None:
     assert len(records[0]["hessian_top_eigs"]) == 2 and "grad_norm" in records[0]
     assert "flatness_avg" not in records[0] and set(TRACKED) <= set(records[1])
     assert (run_dir / "landscape" / "tracked.png").stat().st_size > 0
+    curve = records[1]["curve_adv_loss"]
+    assert len(curve) == 5 and records[1]["curve_sharpness"] == pytest.approx((curve[0] + curve[-1]) / 2 - curve[2])
+    saved = json.loads((run_dir / "landscape" / "curve_epoch2.json").read_text())
+    assert saved["values"]["adv_loss"] == curve and (run_dir / "landscape" / "tracked_curves.png").stat().st_size > 0
     assert (run_dir / "checkpoints" / "init.safetensors").exists()
 
 

@@ -165,11 +165,16 @@ class TrackConfig(Section):
     """Gradient Lipschitz estimate with ‖Δ‖ = 0.01·‖θ‖, attack re-run (kanai2021)."""
     flatness_every: int = Field(0, ge=0)
     """Average-case flatness of the robust loss (Stutz et al. 2021, xi = 0.5, 5 samples)."""
+    curve_every: int = Field(0, ge=0)
+    """A 1-D curve of the clean and the adversarial loss over [-1, 1] along one filter-normalized random
+    direction (the same Gaussian draw every time, normalized to the current weights), attack re-run at
+    every point; saved as RUN/landscape/curve_epoch{E}.json/.npz and overlaid by epoch in tracked_curves.png."""
+    curve_steps: int = Field(11, ge=3)
 
     @property
     def enabled(self) -> bool:
         """Whether anything is tracked."""
-        every = (self.hessian_every, self.scattering_every, self.lipschitz_every, self.flatness_every)
+        every = (self.hessian_every, self.scattering_every, self.lipschitz_every, self.flatness_every, self.curve_every)
         return self.grad_norm or any(e > 0 for e in every)
 
 

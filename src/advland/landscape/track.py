@@ -8,9 +8,12 @@ examples, with the training threat model at its target eps, and adds to the epoc
 * ``hessian_top_eigs``: the top ``hessian_top_k`` eigenvalues of the adversarial loss's Hessian;
 * ``scatter_cos_delta``, ``scatter_cos_sign_delta``, ``scatter_cos_grad``: gradient scattering;
 * ``grad_lipschitz``: the gradient Lipschitz estimate (mean over 3 directions);
-* ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples).
+* ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples);
+* ``curve_clean_loss``, ``curve_adv_loss``: the losses on a 1-D curve through θ (``curve_steps`` points
+  over [-1, 1] along a filter-normalized random direction), and ``curve_sharpness``: the adversarial
+  loss (the clean one in clean training) at the two ends, averaged, minus at θ. Each curve is also saved as RUN/landscape/curve_epoch{E}.
 
-It then redraws RUN/landscape/tracked.png from the history. The measurements draw their random
+It then redraws RUN/landscape/tracked.png from the history (and tracked_curves.png, the curves by epoch). The measurements draw their random
 numbers from their own seeded generators, never from the global RNG, so tracking does not change
 the training's random stream and exact resume still holds.
 """
@@ -20,16 +23,18 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import TrackConfig
-from ..plots.landscape import plot_tracked
+from ..plots.landscape import plot_curves_by_epoch, plot_tracked
 from .flatness import average_flatness
 from .gradients import gradient_lipschitz, gradient_norm, gradient_scattering
 from .hessian import hessian
 from .spectral import lanczos
+from .surface import Landscape, surface
 
 TRACKED_KEYS: tuple[str, ...] = (
     "grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
-    "grad_lipschitz", "flatness_avg",
+    "grad_lipschitz", "flatness_avg", "curve_sharpness",
 )
+CURVE_METRICS = ("clean_loss", "adv_loss")
 
 
 class LandscapeTracker:
@@ -58,9 +63,26 @@ class LandscapeTracker:
             out["flatness_avg"] = average_flatness(model, x, y, threat, n_samples=5).value
         return out
 
+    def curve(self, model, x, y, threat, epoch: int) -> Landscape | None:
+        """The 1-D curve due at ``epoch`` (clean loss only when ``threat`` is None or inactive), or None."""
+        if not self._due(self.config.curve_every, epoch):
+            return None
+        metrics = CURVE_METRICS if threat is not None and threat.active else CURVE_METRICS[:1]
+        return surface(model, x, y, dims=1, steps=self.config.curve_steps, threat=threat, metrics=metrics)
+
     def on_epoch_end(self, trainer: Any, epoch: int, record: dict[str, Any]) -> None:
         x, y = trainer.data.x_train[: self.config.n], trainer.data.y_train[: self.config.n]
         measured = self.measure(trainer.model, x, y, trainer.threat, epoch)
+        curve = self.curve(trainer.model, x, y, trainer.threat, epoch)
+        folder = trainer.run.path / "landscape"
+        if curve is not None:
+            loss = curve.values.get("adv_loss", curve.values["clean_loss"])
+            measured |= {f"curve_{m}": v.tolist() for m, v in curve.values.items()}
+            measured["curve_sharpness"] = float((loss[0] + loss[-1]) / 2 - loss[len(loss) // 2])
+            curve.save(folder / f"curve_epoch{epoch}")
         record.update(measured)
+        records = [*trainer.state.history, record]
         if measured:
-            plot_tracked([*trainer.state.history, record], TRACKED_KEYS, trainer.run.path / "landscape" / "tracked.png")
+            plot_tracked(records, TRACKED_KEYS, folder / "tracked.png")
+        if curve is not None:
+            plot_curves_by_epoch(records, list(curve.values), folder / "tracked_curves.png")

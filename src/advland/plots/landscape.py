@@ -89,3 +89,18 @@ def plot_tracked(records: list[dict[str, Any]], keys: Sequence[str], path: str |
         axis.plot(epochs, [v[0] if isinstance(v, list) else v for v in values], "o-", markersize=3)
         axis.set(title=key.replace("_", " ") + (" (top)" if key == "hessian_top_eigs" else ""), xlabel="epoch")
     return save(fig, path)
+
+
+def plot_curves_by_epoch(records: list[dict[str, Any]], metrics: Sequence[str], path: str | Path) -> Path:
+    """The tracked 1-D curves (``curve_<metric>`` of the per-epoch records over [-1, 1]), one panel per
+    metric, one line per epoch coloured from early (light) to late (dark)."""
+    curves = [r for r in records if f"curve_{metrics[0]}" in r]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    colours = plt.cm.viridis_r(np.linspace(0.15, 1.0, len(curves)))
+    for axis, metric in zip(axes.flat, metrics):
+        for colour, record in zip(colours, curves):
+            values = record[f"curve_{metric}"]
+            axis.plot(np.linspace(-1, 1, len(values)), values, color=colour, label=f"epoch {record['epoch']}")
+        axis.set(xlabel="α (random direction)", ylabel=_LABELS[metric], title=_LABELS[metric])
+    axes.flat[-1].legend(fontsize=7)
+    return save(fig, path)
