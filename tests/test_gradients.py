@@ -16,6 +16,8 @@ from advland.landscape import (
     lanczos,
     lipschitz_ratios,
 )
+from advland.landscape import gradients
+from advland.landscape.gradients import per_example_cosine, per_example_gradients
 from advland.threat import ThreatModel
 
 THREAT = ThreatModel("linf", 0.1, 0.03, 3)
@@ -66,11 +68,29 @@ def test_scattering_is_one_at_zero_step_and_a_cosine_otherwise(problem) -> None:
     model, x, y = problem
     same = gradient_scattering(model, x, y, THREAT, step=0.0)
     assert same.cos_delta == pytest.approx(1.0) and same.cos_sign_delta == pytest.approx(1.0)
-    assert same.cos_grad == pytest.approx(1.0)
+    assert same.cos_grad == pytest.approx(1.0) and same.cos_grad_per_example == pytest.approx(1.0)
     moved = gradient_scattering(model, x, y, THREAT, step=0.5, seed=3)
-    for value in (moved.cos_delta, moved.cos_sign_delta, moved.cos_grad):
+    for value in (moved.cos_delta, moved.cos_sign_delta, moved.cos_grad, moved.cos_grad_per_example):
         assert -1.0 <= value <= 1.0
-    assert moved.cos_grad < 1.0 and moved.step > 0
+    assert moved.cos_grad < 1.0 and moved.cos_grad_per_example < 1.0 and moved.step > 0
+
+
+def test_per_example_gradients_match_one_backward_per_example(problem, monkeypatch) -> None:
+    model, x, y = problem
+    flat = FlatModel(model)
+    theta = flat.vector()
+    expected = []
+    for xi, yi in zip(x, y):
+        model.zero_grad()
+        F.cross_entropy(model(xi[None]), yi[None]).backward()
+        expected.append(torch.cat([p.grad.reshape(-1) for p in model.parameters()]))
+    model.zero_grad()
+    assert torch.allclose(per_example_gradients(flat, theta, x, y), torch.stack(expected), rtol=1e-10, atol=1e-12)
+    other = theta + 0.3 * torch.randn_like(theta)
+    monkeypatch.setattr(gradients, "PER_EXAMPLE_CHUNK", 7)  # 30 examples in 5 chunks
+    chunked = per_example_cosine(flat, theta, x, other, x, y)
+    direct = F.cosine_similarity(per_example_gradients(flat, theta, x, y), per_example_gradients(flat, other, x, y))
+    assert chunked == pytest.approx(direct.mean().item(), rel=1e-10)
 
 
 def test_adversarial_lipschitz_reruns_the_attack(problem) -> None:

@@ -11,7 +11,7 @@ from advland.config import load_config
 from advland.train import train
 
 TRACKED = ["grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
-           "grad_lipschitz", "flatness_avg", "curve_clean_loss", "curve_adv_loss", "curve_sharpness"]
+           "scatter_cos_grad_per_example", "grad_lipschitz", "flatness_avg", "curve_clean_loss", "curve_adv_loss", "curve_sharpness"]
 
 
 @pytest.fixture(scope="module")

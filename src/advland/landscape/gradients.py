@@ -3,8 +3,9 @@
 * gradient norm ‖∇L_ε(θ)‖₂ (liu2020: it does not vanish at the end of adversarial training);
 * gradient scattering (liu2020): at θ and a nearby θ' = θ + s·u, u a random unit vector (or a
   given one, e.g. a Hessian eigenvector), the mean over examples of the cosine similarity of
-  the adversarial perturbations δ_i(θ), δ_i(θ') and of sign δ, and the cosine similarity of the
-  parameter gradients ∇L_ε(θ), ∇L_ε(θ');
+  the adversarial perturbations δ_i(θ), δ_i(θ') and of sign δ, the cosine similarity of the
+  parameter gradients ∇L_ε(θ), ∇L_ε(θ'), and the mean over examples of the cosine similarity of
+  the per-example parameter gradients ∇ℓ_i(θ), ∇ℓ_i(θ') (each at its own adversarial input);
 * the gradient's Lipschitz estimate (kanai2021) ‖∇L_ε(θ + Δ) − ∇L_ε(θ)‖ / ‖Δ‖ with the attack
   re-run at θ + Δ; for a smooth L this tends to ‖∇²L Δ‖/‖Δ‖ as Δ shrinks, for adversarial
   losses it measures how non-smooth the attack's maximization makes the landscape.
@@ -21,11 +22,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import grad, vmap
 
+from ..attacks import bn_mode
 from ..threat import ThreatModel
 from .directions import random_unit
 from .flat import FlatModel
-from .losses import DEFAULT_BATCH, loss_gradient
+from .losses import DEFAULT_BATCH, batches, loss_gradient
+
+PER_EXAMPLE_CHUNK = 64
+"""Examples whose parameter gradients are held at once (chunk × P floats per weight point)."""
 
 Gradient = Callable[[torch.Tensor], torch.Tensor]
 
@@ -73,12 +79,34 @@ class Scattering:
     """The same for sign δ."""
     cos_grad: float
     """cos(∇L_ε(θ), ∇L_ε(θ')) of the full-batch parameter gradients."""
+    cos_grad_per_example: float
+    """Mean over examples of cos(∇ℓ_i(θ), ∇ℓ_i(θ')), ℓ_i the CE of example i at its adversarial input."""
     step: float
     """s, the distance between θ and θ' (absolute, in weight units)."""
 
 
 def _mean_cosine(a: torch.Tensor, b: torch.Tensor) -> float:
     return F.cosine_similarity(a.reshape(len(a), -1), b.reshape(len(b), -1), dim=1, eps=1e-12).mean().item()
+
+
+def per_example_gradients(flat: FlatModel, theta: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """∇_θ CE(f_θ(x_i), y_i) for every example, shape (len(x), P), in eval mode (torch.func.vmap over grad)."""
+
+    def loss(point: torch.Tensor, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(flat.at(point)(xi.unsqueeze(0)), yi.unsqueeze(0))
+
+    with bn_mode(flat.model, "eval"):
+        return vmap(grad(loss), in_dims=(None, 0, 0))(theta, x, y)
+
+
+def per_example_cosine(flat: FlatModel, theta0: torch.Tensor, x0: torch.Tensor, theta1: torch.Tensor,
+                       x1: torch.Tensor, y: torch.Tensor) -> float:
+    """Mean over examples of cos(∇ℓ_i(θ0) at x0_i, ∇ℓ_i(θ1) at x1_i), in chunks of PER_EXAMPLE_CHUNK examples."""
+    total = 0.0
+    for (a, yb), (b, _) in zip(batches(x0, y, PER_EXAMPLE_CHUNK), batches(x1, y, PER_EXAMPLE_CHUNK)):
+        g0, g1 = per_example_gradients(flat, theta0, a, yb), per_example_gradients(flat, theta1, b, yb)
+        total += F.cosine_similarity(g0, g1, dim=1, eps=1e-12).sum().item()
+    return total / max(len(y), 1)
 
 
 def gradient_scattering(
@@ -105,6 +133,7 @@ def gradient_scattering(
         cos_delta=_mean_cosine(d0, d1),
         cos_sign_delta=_mean_cosine(d0.sign(), d1.sign()),
         cos_grad=F.cosine_similarity(g0, g1, dim=0, eps=1e-12).item(),
+        cos_grad_per_example=per_example_cosine(flat, theta, x0, theta + s * u, x1, y),
         step=s,
     )
 

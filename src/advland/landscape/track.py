@@ -6,7 +6,8 @@ examples, with the training threat model at its target eps, and adds to the epoc
 
 * ``grad_norm``: ‖∇L_ε(θ)‖₂;
 * ``hessian_top_eigs``: the top ``hessian_top_k`` eigenvalues of the adversarial loss's Hessian;
-* ``scatter_cos_delta``, ``scatter_cos_sign_delta``, ``scatter_cos_grad``: gradient scattering;
+* ``scatter_cos_delta``, ``scatter_cos_sign_delta``, ``scatter_cos_grad``, ``scatter_cos_grad_per_example``:
+  gradient scattering;
 * ``grad_lipschitz``: the gradient Lipschitz estimate (mean over 3 directions);
 * ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples);
 * ``curve_clean_loss``, ``curve_adv_loss``: the losses on a 1-D curve through θ (``curve_steps`` points
@@ -32,7 +33,7 @@ from .surface import Landscape, surface
 
 TRACKED_KEYS: tuple[str, ...] = (
     "grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
-    "grad_lipschitz", "flatness_avg", "curve_sharpness",
+    "scatter_cos_grad_per_example", "grad_lipschitz", "flatness_avg", "curve_sharpness",
 )
 CURVE_METRICS = ("clean_loss", "adv_loss")
 
@@ -56,7 +57,7 @@ class LandscapeTracker:
         if self._due(c.scattering_every, epoch):
             s = gradient_scattering(model, x, y, threat)
             out |= {"scatter_cos_delta": s.cos_delta, "scatter_cos_sign_delta": s.cos_sign_delta,
-                    "scatter_cos_grad": s.cos_grad}
+                    "scatter_cos_grad": s.cos_grad, "scatter_cos_grad_per_example": s.cos_grad_per_example}
         if self._due(c.lipschitz_every, epoch):
             out["grad_lipschitz"] = gradient_lipschitz(model, x, y, threat).mean
         if self._due(c.flatness_every, epoch):

@@ -93,6 +93,7 @@ def _measure_eps(suite: Suite, eps: float, seed: int, x: torch.Tensor, y: torch.
         "final_grad_norm": L.gradient_norm(model, x, y, threat, seed=seed),
         "hessian_top1": top[0], "hessian_top2": top[1],
         "cos_grad": scatter.cos_grad if scatter else 1.0,
+        "cos_grad_per_example": scatter.cos_grad_per_example if scatter else 1.0,
         "cos_delta": scatter.cos_delta if scatter else math.nan,
         "curve": [r["train_clean_acc"] for r in history],
     }
@@ -136,7 +137,8 @@ def eps_sweep(suite: Suite) -> list[Finding]:
         if metric == "hessian_top1":
             measured["top2_by_eps"] = {f"{e:g}": mean_std([r["hessian_top2"] for r in table[e]])[0] for e in eps_list}
         if metric == "cos_grad":
-            measured["cos_delta_by_eps"] = {f"{e:g}": mean_std([r["cos_delta"] for r in table[e]])[0] for e in eps_list}
+            for extra in ("cos_delta", "cos_grad_per_example"):
+                measured[f"{extra}_by_eps"] = {f"{e:g}": mean_std([r[extra] for r in table[e]])[0] for e in eps_list}
         fig = plot_seeds(eps_list, {label: [[table[e][i][metric] for e in eps_list] for i in range(len(seeds))]},
                          suite.figures / f"liu2020_{key}_{metric}.png", xlabel="training ε", ylabel=label,
                          title=f"{label} against ε")
