@@ -35,17 +35,16 @@ def _lipschitz_pair(suite: Suite, model: torch.nn.Module, x: torch.Tensor, y: to
     return {**lip, "l2_matched_eps": eps2, "l2_enclosing_eps": enclosing}
 
 
-def l2_run(suite: Suite, seed: int, eps2: float) -> Run:
-    """PGD-AT under L2 at budget ``eps2`` (4 significant digits), otherwise the canonical AT run of ``seed``."""
-    eps2 = float(f"{eps2:.4g}")
+def _l2_run(suite: Suite, seed: int, eps2: float) -> Run:
+    """PGD-AT under L2 at budget ``eps2``, otherwise the canonical AT run of ``seed``."""
     return suite.run(f"at_l2_eps{eps2:g}_s{seed}", ["threat.norm=l2", f"threat.eps={eps2}",
                                                     f"threat.step_size={2.5 * eps2 / suite.profile.steps}", f"seed={seed}"])
 
 
 def _own_norm(suite: Suite, linf: dict, x: torch.Tensor, y: torch.Tensor, seed: int) -> dict:
     """The paper's protocol: the L∞-trained model under L∞ against an L2-trained model (matched budget) under L2."""
-    eps2 = float(f"{linf['l2_matched_eps']:.4g}")
-    model = suite.model(l2_run(suite, seed, eps2))
+    eps2 = float(f"{linf['l2_matched_eps']:.4g}")  # 4 significant digits: a stable run name
+    model = suite.model(_l2_run(suite, seed, eps2))
     l2 = L.gradient_lipschitz(model, x, y, suite.threat(eps2, "l2"), n_directions=2, seed=seed).mean
     return {"linf_trained_linf": linf["linf"], "l2_trained_l2": l2, "l2_eps": eps2}
 
