@@ -27,6 +27,13 @@ def test_grid_expands_to_every_combination(tmp_path):
     assert "optimizer.lr=0.01" in trials[0].overrides and "epochs=1" in trials[0].overrides
 
 
+def test_section_values_become_safe_run_names(tmp_path):
+    grid = {"schedule": [{"lr": "piecewise"}, {"eps": "pas", "lr": "cyclic_cosine", "cycles": [1]}]}
+    trials = expand(load_sweep(_spec(tmp_path, grid)))
+    assert [t.name for t in trials] == ["schedule-lr_piecewise", "schedule-cycles_1_eps_pas_lr_cyclic_cosine"]
+    assert "schedule={cycles: [1], eps: pas, lr: cyclic_cosine}" in trials[1].overrides
+
+
 def test_bad_sweeps_are_rejected_before_running(tmp_path):
     with pytest.raises(AdvlandError, match="optimizer.lrr"):
         expand(load_sweep(_spec(tmp_path, {"optimizer.lrr": [0.1]})))

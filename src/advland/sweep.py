@@ -25,6 +25,7 @@ import csv
 import io
 import itertools
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -96,13 +97,19 @@ def _format(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
 
 
+def _name_part(value: Any) -> str:
+    """A grid value as part of a run name: its YAML flow form with every character outside
+    letters, digits and ``.+-`` turned into ``_`` (``{lr: cosine}`` -> ``lr_cosine``)."""
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", _format(value)).strip("_")
+
+
 def expand(spec: SweepSpec) -> list[Trial]:
     """Every combination of the grid as a trial; configs are validated before anything runs."""
     fixed = [f"{k}={_format(v)}" for k, v in spec.overrides.items()]
     trials = []
     for combo in itertools.product(*spec.grid.values()):
         values = dict(zip(spec.grid, combo))
-        name = "__".join(f"{k}-{_format(v)}" for k, v in values.items()).replace("/", "_")
+        name = "__".join(f"{k}-{_name_part(v)}" for k, v in values.items())
         overrides = fixed + [f"{k}={_format(v)}" for k, v in values.items()]
         overrides += [f"out_dir={spec.out_dir}", f"name={name}"]
         try:
