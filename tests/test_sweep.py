@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from advland.errors import AdvlandError
-from advland.sweep import command, expand, load_sweep, sweep
+from advland.plots.sweep import plot_sweep
+from advland.sweep import collect, command, expand, load_sweep, sweep
 
 TINY = {"epochs": 1, "data.batch_size": 512, "threat.steps": 1, "eval.steps": 1, "eval.test_n": 20,
         "data.val_fraction": 0.05}
@@ -32,6 +33,14 @@ def test_section_values_become_safe_run_names(tmp_path):
     trials = expand(load_sweep(_spec(tmp_path, grid)))
     assert [t.name for t in trials] == ["schedule-lr_piecewise", "schedule-cycles_1_eps_pas_lr_cyclic_cosine"]
     assert "schedule={cycles: [1], eps: pas, lr: cyclic_cosine}" in trials[1].overrides
+
+
+def test_section_values_are_rows_and_plot_groups(tmp_path):
+    grid = {"schedule": [{"lr": "piecewise"}, {"lr": "cosine"}], "seed": [0, 1]}
+    spec = load_sweep(_spec(tmp_path, grid, hue="schedule"))
+    rows = [row | {"test_robust_acc": 0.5} for row in collect(spec, expand(spec), {})]
+    assert [row["schedule"] for row in rows[::2]] == ["{lr: piecewise}", "{lr: cosine}"]
+    assert plot_sweep(rows, "seed", "test_robust_acc", "schedule", tmp_path / "plot.png").stat().st_size > 0
 
 
 def test_bad_sweeps_are_rejected_before_running(tmp_path):

@@ -178,12 +178,14 @@ def execute_ray(spec: SweepSpec, trials: list[Trial], address: str | None, progr
 
 
 def collect(spec: SweepSpec, trials: list[Trial], statuses: dict[str, int]) -> list[dict[str, Any]]:
-    """One row per trial: grid values, status and every number of its summary.json."""
+    """One row per trial: grid values (sections and lists in YAML flow form), status and every number of
+    its summary.json."""
     rows = []
     for trial in trials:
         code = statuses.get(trial.name)
         state = trial.status if code in (None, 0) else f"failed (exit {code}, see logs/{trial.name}.log)"
-        rows.append({"run": trial.name, **trial.values, "status": state, **trial.run.summary()})
+        values = {k: v if isinstance(v, (bool, int, float, str)) else _format(v) for k, v in trial.values.items()}
+        rows.append({"run": trial.name, **values, "status": state, **trial.run.summary()})
     return rows
 
 
