@@ -14,6 +14,7 @@ from advland.landscape import (
     FlatModel,
     HessianOperator,
     hessian,
+    hessian_directions,
     hutchinson,
     hutchpp,
     lanczos,
@@ -127,3 +128,13 @@ def test_lanczos_stops_by_its_residual_tolerance(problem) -> None:
     # the residual bounds the eigenvalue error
     assert abs(loose.values[0] - eigenvalues[0]) <= loose.residuals[0] + 1e-12
     assert math.isfinite(tight.values[0].item())
+
+
+def test_hessian_directions_are_the_unit_top_eigenvectors(problem) -> None:
+    model, x, y, dense, eigenvalues = problem
+    directions, described = hessian_directions(model, x, y, 2)
+    vectors = torch.linalg.eigh(dense).eigenvectors.flip(1)
+    for i, (d, info) in enumerate(zip(directions, described)):
+        assert d.norm().item() == pytest.approx(1.0, rel=1e-10)
+        assert abs(torch.dot(d, vectors[:, i]).item()) == pytest.approx(1.0, abs=1e-6)
+        assert rel(info["eigenvalue"], eigenvalues[i].item()) < 1e-4 and info["loss"] == "clean"

@@ -58,6 +58,8 @@ def test_landscape_commands(run_dir, capsys) -> None:
                    "--range", "-0.5:0.5", "--no-progress") == 0
     assert run_cli("landscape", run, "--dims", "2", "--steps", "3", "--n", "16", "--format", "npz",
                    "--no-progress") == 0
+    assert run_cli("landscape", run, "--dims", "1", "--steps", "3", "--n", "16", "--metric", "adv_loss",
+                   "--directions", "hessian", "--no-progress") == 0
     assert run_cli("interpolate", run, "--steps", "3", "--n", "16", "--no-progress") == 0
     assert run_cli("interpolate", run, run, "--steps", "3", "--n", "16", "--bn", "recompute", "--no-progress") == 0
     assert run_cli("hessian", run, "--top-k", "2", "--trace", "--probes", "4", "--density", "--density-probes", "2",
@@ -72,6 +74,8 @@ def test_landscape_commands(run_dir, capsys) -> None:
             "interpolation_init_to_last_test.json", "hessian_adv_train.json", "hessian_adv_density.png",
             "gradients_train.json", "flatness_test.json"} <= files
     assert "surface_2d_clean_loss_test.json" not in files
+    along = json.loads((run_dir / "landscape" / "surface_1d_adv_loss_test_hessian.json").read_text())
+    assert along["info"]["directions"][0]["kind"] == "hessian" and along["info"]["directions"][0]["loss"] == "adv"
     hessian = json.loads((run_dir / "landscape" / "hessian_adv_train.json").read_text())
     assert len(hessian["top_eigenvalues"]) == 2 and "trace" in hessian and hessian["blocks"]
 
@@ -80,6 +84,7 @@ def test_landscape_commands(run_dir, capsys) -> None:
     (["landscape", "{run}", "--range", "1:-1"], "--range needs lo < hi"),
     (["landscape", "{run}", "--range", "a:b"], "--range must look like"),
     (["landscape", "{run}", "--metric", "adv_los"], "unknown metric 'adv_los'"),
+    (["landscape", "{run}", "--directions", "pca"], "--directions must be random or hessian"),
     (["landscape", "{missing}"], "no run directory"),
     (["hessian", "{run}", "--loss", "train"], "--loss must be clean or adv"),
     (["interpolate", "{run}", "--bn", "freeze"], "--bn must be"),

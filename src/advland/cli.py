@@ -261,6 +261,8 @@ def landscape(
     norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
     zero_bias_bn: bool = typer.Option(True, "--zero-bias-bn/--keep-bias-bn", help="Zero the direction on biases and BatchNorm."),
     seed: int = typer.Option(0, help="Seed of the directions (seed, seed + 1) and of the attack's start."),
+    directions: str = typer.Option("random", help="random (Gaussian, normalized by --norm) or hessian (the top "
+                                   "unit Hessian eigenvectors of the first metric's loss; --range in weight units)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     threat_norm: Optional[str] = typer.Option(None, help="Attack norm (default: the run's)."),
     eps: Optional[float] = typer.Option(None, help="Attack radius (default: the run's)."),
@@ -270,8 +272,8 @@ def landscape(
     workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
-    """Loss landscape along random directions (Li et al.): a 1-D curve or a 2-D contour and surface."""
-    from .landscape import surface
+    """Loss landscape along random directions (Li et al.) or Hessian eigenvectors: a 1-D curve or a 2-D contour and surface."""
+    from .landscape import hessian_directions, surface
     from .plots.landscape import plot_contour, plot_curve, plot_surface3d
 
     if dims not in (1, 2):
@@ -280,18 +282,26 @@ def landscape(
         raise AdvlandError(f"--steps must be >= 2, got {steps}")
     if norm not in ("filter", "layer", "none"):
         raise AdvlandError(f"--norm must be filter, layer or none, got {norm!r}")
+    if directions not in ("random", "hessian"):
+        raise AdvlandError(f"--directions must be random or hessian, got {directions!r}")
     formats = [f.strip() for f in fmt.split(",") if f.strip()]
     if not formats or any(f not in ("json", "npz") for f in formats):
         raise AdvlandError(f"--format must be json, npz or json,npz, got {fmt!r}")
     metrics, lo_hi = _metrics(metric), _span(span)
     run, model, x, y = _analysis_inputs(target, which, data, n)
     threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
+    given, described = None, None
+    if directions == "hessian":
+        loss_threat = threat if metrics[0].startswith("adv") else None
+        given, described = hessian_directions(model, x, y, dims, threat=loss_threat, seed=seed)
     result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
-                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, workers=workers, progress=progress)
-    result.info |= {"checkpoint": which, "data": data}
+                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, directions=given, workers=workers,
+                     progress=progress)
+    result.info |= {"checkpoint": which, "data": data} | ({"directions": described} if described else {})
     if not _rank0():
         return
-    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{data}"
+    suffix = "_hessian" if directions == "hessian" else ""
+    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{data}{suffix}"
     paths = result.save(stem, formats)
     if dims == 1:
         paths.append(plot_curve(result, f"{stem}.png"))
@@ -300,6 +310,8 @@ def landscape(
             paths.append(plot_contour(result, m, f"{stem}_{m}_contour.png"))
             paths.append(plot_surface3d(result, m, f"{stem}_{m}_surface.png"))
     center = tuple(len(c) // 2 for c in result.coords)
+    for i, d in enumerate(described or []):
+        _say(f"  direction {i + 1}: Hessian eigenvector of the {d['loss']} loss, eigenvalue {d['eigenvalue']:.4g}")
     _say(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
          f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['layout']} layout)")
     for m, values in result.values.items():

@@ -11,6 +11,7 @@ Quick use (docs/landscape.md has the whole API)::
 
 from .directions import (
     DirectionSpec,
+    hessian_directions,
     normalize_direction,
     random_direction,
     random_directions,
@@ -48,7 +49,7 @@ from .surface import (
 __all__ = [
     "METRICS", "DirectionSpec", "Eigen", "FlatModel", "Flatness", "HessianOperator", "Landscape", "Lipschitz",
     "Scattering", "SpectralDensity", "TraceEstimate", "average_flatness", "blocks", "evaluate_grid", "evaluate_points",
-    "gradient_lipschitz", "gradient_norm", "gradient_scattering", "hessian", "hutchinson", "hutchpp",
+    "gradient_lipschitz", "gradient_norm", "gradient_scattering", "hessian", "hessian_directions", "hutchinson", "hutchpp",
     "interpolate", "lanczos", "lipschitz_ratios", "normalize_direction", "power_iteration", "random_direction",
     "random_directions", "recompute_bn_statistics", "slq", "surface", "worst_flatness",
 ]
