@@ -486,7 +486,8 @@ def gradients(
                      "scattering": asdict(scattering), "lipschitz": asdict(lipschitz) | {"mean": lipschitz.mean}}
         _say(f"  {norm:<4} eps={eps:.4g}: ‖∇L_eps‖ {out[norm]['grad_norm']:.4g}   "
                    f"cos δ {scattering.cos_delta:.4f}   cos sign δ {scattering.cos_sign_delta:.4f}   "
-                   f"cos ∇ {scattering.cos_grad:.4f} (per example {scattering.cos_grad_per_example:.4f})   Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
+                   f"cos ∇ {scattering.cos_grad:.4f} (per example {scattering.cos_grad_per_example:.4f})   "
+                   f"Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
     _echo_saved([run.write_json(f"landscape/gradients_{data}.json", out)])
 
 

@@ -12,11 +12,12 @@ examples, with the training threat model at its target eps, and adds to the epoc
 * ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples);
 * ``curve_clean_loss``, ``curve_adv_loss``: the losses on a 1-D curve through θ (``curve_steps`` points
   over [-1, 1] along a filter-normalized random direction), and ``curve_sharpness``: the adversarial
-  loss (the clean one in clean training) at the two ends, averaged, minus at θ. Each curve is also saved as RUN/landscape/curve_epoch{E}.
+  loss (the clean one in clean training) at the two ends, averaged, minus at θ. Each curve is also
+  saved as RUN/landscape/curve_epoch{E}.
 
-It then redraws RUN/landscape/tracked.png from the history (and tracked_curves.png, the curves by epoch). The measurements draw their random
-numbers from their own seeded generators, never from the global RNG, so tracking does not change
-the training's random stream and exact resume still holds.
+It then redraws RUN/landscape/tracked.png from the history (and tracked_curves.png, the curves by
+epoch). The measurements draw their random numbers from their own seeded generators, never from the
+global RNG, so tracking does not change the training's random stream and exact resume still holds.
 """
 
 from __future__ import annotations
