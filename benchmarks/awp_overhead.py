@@ -1,11 +1,11 @@
 """Time an epoch of AT against an epoch of AT + AWP, interleaved in one process, and print the ratio.
 
-The two trainers share the config (configs/digits/at.yaml by default) except ``perturb``; their epochs
+The two trainers share the config (the recipe digits/at by default) except ``perturb``; their epochs
 alternate (AT, AWP, AT, AWP, ...) so that load from other processes hits both alike. Only the training
 epoch is timed (no validation). The ratio reported is median(AWP epoch) / median(AT epoch); the official
 AWP logs show +9 % on a GPU (SPEC §4).
 
-    PYTHONPATH=src python benchmarks/awp_overhead.py [--config configs/digits/at.yaml] [--rounds 6]
+    PYTHONPATH=src python benchmarks/awp_overhead.py [--config digits/at] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def epoch_seconds(trainer: Trainer, epoch: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/digits/at.yaml")
+    parser.add_argument("--config", default="digits/at")
     parser.add_argument("--rounds", type=int, default=6, help="timed epochs of each method")
     parser.add_argument("--gamma", type=float, default=0.01)
     args = parser.parse_args()

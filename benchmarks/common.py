@@ -1,7 +1,7 @@
 """Shared setup of the benchmarks: a trained digits AT run, its model and 512 training examples.
 
 The run is read from ``--run`` (default runs/at) and trained there first if missing
-(``advland train configs/digits/at.yaml``). Every benchmark times both sides in one process, on
+(``advland train digits/at``). Every benchmark times both sides in one process, on
 the same model and data, alternating them, and reports the best of the repeats of each side.
 """
 
@@ -35,7 +35,7 @@ def load_problem(run: str, n: int):
     """(model, x, y, threat) of a digits AT run, training the run first if it does not exist."""
     path = Path(run)
     if not (path / "config.yaml").exists():
-        config = advland.load_config(ROOT / "configs" / "digits" / "at.yaml", [f"out_dir={path.parent}", f"name={path.name}"])
+        config = advland.load_config("digits/at", [f"out_dir={path.parent}", f"name={path.name}"])
         advland.train(config, progress=False)
     config = advland.Run(path).config()
     x, y = advland.data.load(config.data.name, "train", val_fraction=config.data.val_fraction, seed=config.seed)

@@ -21,7 +21,7 @@ os.environ["OMP_NUM_THREADS"] = "1"  # and for the advland processes that tests 
 def digits_at_run(tmp_path_factory):
     """A PGD-AT cnn_small trained for 6 epochs on digits (a few seconds); returns (trainer, summary)."""
     out = tmp_path_factory.mktemp("runs")
-    config = load_config("configs/digits/at.yaml", [f"out_dir={out}", "epochs=6", "name=at6"])
+    config = load_config("digits/at", [f"out_dir={out}", "epochs=6", "name=at6"])
     trainer = Trainer(config, progress=False)
     summary = trainer.fit()
     return trainer, summary

@@ -34,7 +34,7 @@ def test_eval_prints_and_saves_accuracies(digits_at_run, capsys):
     "argv, message",
     [
         (["train", "optimizer.lrr=1"], "unknown key 'optimizer.lrr'"),
-        (["train", "missing.yaml"], "no config file at missing.yaml"),
+        (["train", "missing.yaml"], "no config file or recipe named 'missing.yaml'"),
         (["train", "data.name=cifar10", "data.root=/nonexistent"], "cifar10: expected"),
         (["train", "model.name=resnet99"], "unknown model 'resnet99'"),
         (["eval", "/nonexistent/run"], "is not a run directory"),

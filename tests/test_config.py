@@ -1,25 +1,25 @@
 """Configs: validation with one-line messages naming the key, YAML loading and overrides."""
 
-from pathlib import Path
-
 import pytest
 
+from advland import recipes
 from advland.config import ConfigError, load_config, parse_overrides
 
-CONFIGS = sorted(p for p in Path("configs").rglob("*.yaml") if p.parent.name != "sweeps")
-SWEEPS = sorted(Path("configs/sweeps").glob("*.yaml"))
+CONFIGS = [name for name in recipes.names() if not name.startswith("sweeps/")]
+SWEEPS = [name for name in recipes.names() if name.startswith("sweeps/")]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[str(p) for p in CONFIGS])
-def test_every_shipped_config_is_valid(path):
-    load_config(path)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_shipped_config_is_valid(name):
+    config = load_config(name)
+    assert config.name == name.split("/")[1] and config.description
 
 
-@pytest.mark.parametrize("path", SWEEPS, ids=[str(p) for p in SWEEPS])
-def test_every_shipped_sweep_is_valid(path):
+@pytest.mark.parametrize("name", SWEEPS)
+def test_every_shipped_sweep_is_valid(name):
     from advland.sweep import expand, load_sweep
 
-    assert expand(load_sweep(path))
+    assert expand(load_sweep(name))
 
 
 def test_defaults_are_pgd_at_on_digits():
@@ -28,7 +28,7 @@ def test_defaults_are_pgd_at_on_digits():
 
 
 def test_overrides_are_parsed_as_yaml():
-    config = load_config("configs/digits/at.yaml", ["optimizer.lr=0.01", "threat.norm=l2", "model.kwargs={width: 2}"])
+    config = load_config("digits/at", ["optimizer.lr=0.01", "threat.norm=l2", "model.kwargs={width: 2}"])
     assert config.optimizer.lr == 0.01 and config.threat.norm == "l2" and config.model.kwargs == {"width": 2}
     assert config.name == "at"
 

@@ -56,22 +56,22 @@ def _train_worker(rank: int, world: int, port: int, out: str, overrides: list[st
     from advland.train import Trainer
 
     try:
-        bad = load_config("configs/digits/at.yaml", [f"out_dir={out}", "name=bad", "data.batch_size=63"])
+        bad = load_config("digits/at", [f"out_dir={out}", "name=bad", "data.batch_size=63"])
         try:
             Trainer(bad, progress=False)
             raise AssertionError("an indivisible batch must be rejected")
         except AdvlandError as error:
             assert "divisible" in str(error) and "\n" not in str(error)
-        sync = load_config("configs/digits/at.yaml", [f"out_dir={out}", "name=bad", "distributed.sync_bn=true",
+        sync = load_config("digits/at", [f"out_dir={out}", "name=bad", "distributed.sync_bn=true",
                                                        "model.kwargs={batchnorm: true}"])
         try:
             Trainer(sync, progress=False)
             raise AssertionError("SyncBatchNorm on CPU must be rejected")
         except AdvlandError as error:
             assert "sync_bn" in str(error) and "\n" not in str(error)
-        config = load_config("configs/digits/at.yaml", [f"out_dir={out}", *overrides])
+        config = load_config("digits/at", [f"out_dir={out}", *overrides])
         summary = Trainer(config, progress=False).fit()
-        resumed = load_config("configs/digits/at.yaml", [f"out_dir={out}", *overrides, "resume=true",
+        resumed = load_config("digits/at", [f"out_dir={out}", *overrides, "resume=true",
                                                           f"epochs={config.epochs + 1}"])
         summary2 = Trainer(resumed, progress=False).fit()
         if rank == 0:
@@ -106,7 +106,7 @@ def test_two_processes_reach_the_robust_accuracy_of_one(tmp_path):
     from advland.train import Trainer
 
     torch.set_num_threads(1)
-    one = Trainer(load_config("configs/digits/at.yaml", [f"out_dir={tmp_path}", "name=one", *ACCURACY_OVERRIDES]),
+    one = Trainer(load_config("digits/at", [f"out_dir={tmp_path}", "name=one", *ACCURACY_OVERRIDES]),
                   progress=False).fit()
     _spawn(_train_worker, str(tmp_path / "two"), ["name=two", *ACCURACY_OVERRIDES])
     two = json.loads((tmp_path / "two" / "summaries.json").read_text())[0]

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from advland import data as datasets
+from advland import recipes
 from advland.build import DataSplits
 from advland.cli import main
 from advland.config import ConfigError, load_config
@@ -158,12 +159,12 @@ def test_resume_continues_exactly(tiny: DataSplits, tmp_path: Path, monkeypatch,
         assert torch.equal(a, b)
 
 
-RECIPES = sorted(p for p in Path(__file__).resolve().parents[1].glob("configs/*/*.yaml") if p.parent.name != "sweeps")
+RECIPES = [name for name in recipes.names() if not name.startswith("sweeps/")]
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[f"{p.parent.name}/{p.stem}" for p in RECIPES])
-def test_every_recipe_is_a_valid_config(path: Path) -> None:
-    config = load_config(path)
+@pytest.mark.parametrize("name", RECIPES)
+def test_every_recipe_is_a_valid_config(name: str) -> None:
+    config = load_config(name)
     assert config.cycle_boundaries()[-1] == config.epochs
     if config.optimizer.name == "entropy_sgd":
         assert config.perturb.name == "none"

@@ -15,7 +15,7 @@ TINY = {"epochs": 1, "data.batch_size": 512, "threat.steps": 1, "eval.steps": 1,
 
 def _spec(tmp_path, grid, **extra):
     path = tmp_path / "sweep.yaml"
-    spec = {"base": "configs/digits/at.yaml", "out_dir": str(tmp_path / "out"), "overrides": TINY, "grid": grid,
+    spec = {"base": "digits/at", "out_dir": str(tmp_path / "out"), "overrides": TINY, "grid": grid,
             "x": next(iter(grid)), "resources": {"cpus": 1}} | extra
     path.write_text(yaml.safe_dump(spec))
     return path

@@ -27,7 +27,7 @@ class CrashAtEpoch:
 
 
 def _config(tmp_path, *extra):
-    return load_config("configs/digits/at.yaml", [f"out_dir={tmp_path}", *FAST, *extra])
+    return load_config("digits/at", [f"out_dir={tmp_path}", *FAST, *extra])
 
 
 def test_run_directory_contents(tmp_path):

@@ -28,7 +28,7 @@ def _user_errors() -> tuple[type[Exception], ...]:
 
 @app.command()
 def train(
-    args: Optional[list[str]] = typer.Argument(None, help="CONFIG.yaml (or a run directory) then key=value overrides."),
+    args: Optional[list[str]] = typer.Argument(None, help="A recipe (digits/at), CONFIG.yaml or a run directory, then key=value overrides."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this config."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
@@ -47,9 +47,24 @@ def train(
         typer.echo(json.dumps(summary, indent=2))
 
 
+@app.command("recipes")
+def recipes_cmd(
+    name: Optional[str] = typer.Argument(None, help="A recipe name (e.g. digits/at): print its YAML to copy and edit."),
+) -> None:
+    """List the recipes shipped with advland (data, model, method, expected time), or print one."""
+    from . import recipes
+
+    if name is not None:
+        typer.echo(recipes.text(name), nl=False)
+        return
+    for line in recipes.table(recipes.listing()):
+        typer.echo(line)
+    typer.echo("train one with: advland train GROUP/NAME [key=value ...]; print it with: advland recipes GROUP/NAME")
+
+
 @app.command()
 def schedule(
-    args: Optional[list[str]] = typer.Argument(None, help="CONFIG.yaml (or a run directory) then key=value overrides."),
+    args: Optional[list[str]] = typer.Argument(None, help="A recipe (digits/at), CONFIG.yaml or a run directory, then key=value overrides."),
     out: Optional[Path] = typer.Option(None, help="PNG to write (default: schedule_<config name>.png here)."),
 ) -> None:
     """Plot the eps and learning-rate schedules of a config over training; print them at cycle boundaries."""
@@ -139,7 +154,7 @@ def evaluate_cmd(
 
 @app.command("sweep")
 def sweep_cmd(
-    spec: Path = typer.Argument(..., help="SWEEP.yaml: base config, grid, metric (see advland.sweep)."),
+    spec: str = typer.Argument(..., help="SWEEP.yaml or a shipped sweep (sweeps/digits_lr): base, grid, metric."),
     executor: str = typer.Option("local", help="local (this machine) or ray (a Ray cluster)."),
     workers: int = typer.Option(2, help="Runs at a time with the local executor."),
     address: Optional[str] = typer.Option(None, help="Ray cluster address (default: start a local Ray)."),

@@ -208,6 +208,10 @@ class Config(Section):
     resume: bool = False
     overwrite: bool = False
     """Start afresh in an existing run directory (its contents are replaced)."""
+    description: Optional[str] = None
+    """One line saying what this recipe trains (listed by ``advland recipes``)."""
+    expected_time: Optional[str] = None
+    """Wall time of the whole ``advland train`` as measured, e.g. "1.5 min on 2 CPU cores", or "GPU"."""
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "Config":
@@ -306,14 +310,17 @@ def build_config(tree: dict[str, Any]) -> Config:
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read a YAML config (or the defaults when path is None) and apply ``key=value`` overrides."""
+    """Read a YAML config (a path, or the name of a shipped recipe such as ``digits/at``; the defaults when
+    path is None) and apply ``key=value`` overrides."""
+    from . import recipes
+
     tree: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = recipes.resolve(path)
         if path.is_dir():
             path = path / "config.yaml"
         if not path.is_file():
-            raise ConfigError(f"config error: no config file at {path}; give a YAML file such as configs/digits/at.yaml")
+            raise ConfigError(f"config error: no config file at {path}; give a YAML file or a recipe such as digits/at")
         try:
             loaded = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:

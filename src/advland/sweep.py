@@ -2,7 +2,7 @@
 
 A sweep file names a base config, the grid and what to report::
 
-    base: configs/digits/at.yaml
+    base: digits/at                         # a recipe name or a path to a YAML file
     out_dir: runs/sweep_lr
     overrides: {epochs: 10}                 # applied to every run
     grid:                                   # every combination becomes one run
@@ -58,6 +58,10 @@ class SweepSpec(BaseModel):
     x: Optional[str] = None
     hue: Optional[str] = None
     resources: Resources = Resources()
+    description: Optional[str] = None
+    """One line saying what the sweep measures (listed by ``advland recipes``)."""
+    expected_time: Optional[str] = None
+    """Wall time of the whole sweep as measured, or "GPU"."""
 
 
 @dataclass
@@ -79,7 +83,10 @@ class Trial:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    path = Path(path)
+    """Read a sweep file (a path, or a shipped recipe such as ``sweeps/digits_lr``)."""
+    from .recipes import resolve
+
+    path = resolve(path)
     if not path.is_file():
         raise AdvlandError(f"sweep error: no sweep file at {path}; see advland.sweep for the format")
     try:

@@ -15,7 +15,7 @@ from .common import Finding, Suite, combine, mean_std, spread_verdict
 PAPER = "kanai2021"
 ENTROPY_SGD = ("optimizer.name=entropy_sgd", "optimizer.lr=1.0", "optimizer.nesterov=true", "optimizer.L=5",
                "optimizer.gamma0=0.03", "optimizer.inner_lr=0.1")
-"""configs/digits/at_entropysgd.yaml's EntropySGD settings (chosen on validation, docs there)."""
+"""recipes/digits/at_entropysgd.yaml's EntropySGD settings (chosen on validation, docs there)."""
 
 
 def matched_l2_eps(suite: Suite, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -21,7 +21,7 @@ PAPER_NUMBERS = {"AT best / last PGD-20 (%)": [52.79, 43.75], "AT-AWP best / las
 
 
 def awp_warmup(epochs: int) -> int:
-    """Epochs of plain training before AWP starts: a sixth of training (configs/digits/at_awp.yaml: 5 of 30;
+    """Epochs of plain training before AWP starts: a sixth of training (recipes/digits/at_awp.yaml: 5 of 30;
     without it the CNN stays on the initial plateau), at least one when there are two epochs or more."""
     return min(math.ceil(epochs / 6), epochs - 1)
 
