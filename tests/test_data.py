@@ -290,9 +290,58 @@ def test_partly_missing_files_are_named(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", [n for n in DATASET_NAMES if n not in SMALL])
-def test_root_required(name: str) -> None:
-    with pytest.raises(DatasetError, match=f"{name} is read from dataset files: pass root="):
+def test_root_required_when_no_default_folder_holds_the_files(name: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(data.DEFAULT_ROOTS, name, (str(tmp_path / "absent"),))
+    with pytest.raises(DatasetError, match=f"{name} is read from dataset files .*: pass root=") as e:
         load(name, "test")
+    assert "\n" not in str(e.value) and str(tmp_path / "absent") in str(e.value)
+    if name == "fashion_mnist":
+        assert "apt-get install dataset-fashion-mnist" in str(e.value)
+
+
+def test_default_folder_is_searched_and_root_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    default, given = tmp_path / "default", tmp_path / "given"
+    fake_mnist(default, ".gz")
+    fake_mnist(given, "")
+    monkeypatch.setitem(data.DEFAULT_ROOTS, "mnist", (str(tmp_path / "absent"), str(default)))
+    assert torch.equal(load("mnist", "test")[0], load("mnist", "test", default)[0])
+    assert not torch.equal(load("mnist", "test")[0], load("mnist", "test", given)[0])
+
+
+def test_missing_fashion_mnist_files_name_the_debian_package(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="apt-get install dataset-fashion-mnist"):
+        load("fashion_mnist", "train", tmp_path)
+
+
+def test_train_subset_is_seeded_and_never_overlaps_validation() -> None:
+    full, _ = load("digits", "train", seed=3)
+    x, y = load("digits", "train", seed=3, train_n=200)
+    assert x.shape[0] == y.shape[0] == 200 and rows(x) <= rows(full)
+    assert not rows(x) & rows(load("digits", "val", seed=3)[0])
+    assert torch.equal(x, load("digits", "train", seed=3, train_n=200)[0])
+    assert not torch.equal(x, load("digits", "train", seed=4, train_n=200)[0])
+    assert torch.equal(load("digits", "val", seed=3, train_n=200)[0], load("digits", "val", seed=3)[0])
+    with pytest.raises(DatasetError, match="train_n=5000 but digits has 1293 training examples"):
+        load("digits", "train", train_n=5000)
+    with pytest.raises(DatasetError, match="train_n must be a positive whole number"):
+        load("digits", "train", train_n=0)
+
+
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.mark.skipif(not FASHION_MNIST.is_dir(), reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist_files_without_root() -> None:
+    """The official files as the Debian package installs them (CI installs it): 60 000 / 10 000 images."""
+    x, y = load("fashion_mnist", "train", val_fraction=0.1)
+    assert x.shape == (54000, 1, 28, 28) and 0 <= x.min() and x.max() <= 1
+    assert len(torch.bincount(y)) == 10
+    x_test, y_test = load("fashion_mnist", "test")
+    assert x_test.shape == (10000, 1, 28, 28) and torch.bincount(y_test).tolist() == [1000] * 10
+    mean, std = info("fashion_mnist").mean[0], info("fashion_mnist").std[0]
+    all_x = torch.cat([x, load("fashion_mnist", "val", val_fraction=0.1)[0]])
+    assert abs(all_x.mean().item() - mean) < 1e-3 and abs(all_x.std().item() - std) < 1e-3
 
 
 def test_public_names() -> None:

@@ -41,12 +41,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def load_split(config: Config, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split of the config's data exactly as its run sees it (its seed's validation carve, its
+    training subset): what the analyses of a run must use."""
+    d = config.data
+    return datasets.load(d.name, split, d.root, val_fraction=d.val_fraction, seed=config.seed, train_n=d.train_n)
+
+
 def build_data(config: Config) -> DataSplits:
-    kwargs = dict(root=config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
-    x_train, y_train = datasets.load(config.data.name, "train", **kwargs)
-    x_val, y_val = datasets.load(config.data.name, "val", **kwargs)
-    x_test, y_test = datasets.load(config.data.name, "test", **kwargs)
-    return DataSplits(x_train, y_train, x_val, y_val, x_test, y_test)
+    return DataSplits(*load_split(config, "train"), *load_split(config, "val"), *load_split(config, "test"))
 
 
 def build_model(config: Config) -> nn.Module:
@@ -69,7 +72,8 @@ def build_threat(config: Config) -> ThreatModel:
 
 
 def build_objective(config: Config) -> Objective:
-    return create_objective(config.objective.name, beta=config.objective.beta, lam=config.objective.lam)
+    o = config.objective
+    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start)
 
 
 def build_optimizer(config: Config, params) -> torch.optim.Optimizer:

@@ -109,7 +109,7 @@ def evaluate_cmd(
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
     from . import data as datasets
     from . import distributed
-    from .build import resolve_device
+    from .build import load_split, resolve_device
     from .evaluate import evaluate
     from .run import load, load_ensemble, resolve_checkpoint
     from .sanity import run_sanity_checks
@@ -128,7 +128,7 @@ def evaluate_cmd(
         label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
     else:
         model, stem, label = load(checkpoint, device=device), checkpoint.stem, str(checkpoint)
-    x, y = datasets.load(config.data.name, split, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
+    x, y = load_split(config, split)
     if n is not None:
         x, y = x[:n], y[:n]
     report = evaluate(model, x, y, norm=norm or config.threat.norm, eps=config.threat.eps if eps is None else eps,
@@ -204,8 +204,7 @@ def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Op
 
 def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int]):
     """(run, model on the run's device, x, y) for an analysis command."""
-    from . import data as datasets
-    from .build import resolve_device
+    from .build import load_split, resolve_device
     from .run import load, resolve_checkpoint
 
     if which not in ("best", "last", "init"):
@@ -223,7 +222,7 @@ def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int]):
     device = resolve_device(config.device)
     distributed.init(device)  # under torchrun: join the group; grids and probes are split over it
     model = load(checkpoint, device=distributed.device_for(device))
-    x, y = datasets.load(config.data.name, split, config.data.root, val_fraction=config.data.val_fraction, seed=config.seed)
+    x, y = load_split(config, split)
     return run, model, x[:n], y[:n]
 
 
@@ -352,7 +351,7 @@ def interpolate(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
-    from . import data as datasets
+    from .build import load_split
     from .landscape import interpolate as interpolate_models
     from .plots.landscape import plot_curve
     from .run import Run
@@ -371,8 +370,7 @@ def interpolate(
     threat = _threat_options(config, threat_norm, eps, attack_steps, step_size)
     bn_x = None
     if bn == "recompute":
-        bn_x = datasets.load(config.data.name, "train", config.data.root, val_fraction=config.data.val_fraction,
-                             seed=config.seed)[0][:n]
+        bn_x = load_split(config, "train")[0][:n]
     result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
                                 bn_data=bn_x, threat=threat, seed=seed, workers=workers, progress=progress)
     label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")

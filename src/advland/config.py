@@ -27,7 +27,10 @@ class Section(BaseModel):
 class DataConfig(Section):
     name: Literal["digits", "mnist1d", "synthetic", "mnist", "fashion_mnist", "cifar10", "cifar100", "svhn"] = "digits"
     root: Optional[str] = None
-    """Folder holding the standard dataset files (mnist, fashion_mnist, cifar10/100, svhn)."""
+    """Folder holding the standard dataset files (mnist, fashion_mnist, cifar10/100, svhn); when unset,
+    the documented default folders are searched (``advland.data.DEFAULT_ROOTS``)."""
+    train_n: Optional[int] = Field(None, gt=0)
+    """Train on a seeded random subset of this many training examples (disjoint from validation); all when unset."""
     val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     """Fraction of the training data held out for validation (checkpoint selection)."""
     batch_size: int = Field(128, gt=0)
@@ -65,6 +68,9 @@ class ObjectiveConfig(Section):
     """TRADES weight of the KL term."""
     lam: float = Field(6.0, ge=0.0)
     """MART weight of the weighted KL term."""
+    start: Optional[Literal["uniform", "gaussian", "none"]] = None
+    """Where the training attack starts; default: the method's own (AT and MART uniform in the ball, TRADES
+    x + 0.001·N(0, I)). The official MART code starts at x + 0.001·N(0, I): ``objective.start=gaussian``."""
 
 
 class OptimizerConfig(Section):

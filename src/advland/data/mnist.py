@@ -11,9 +11,10 @@ import numpy as np
 from ._common import Arrays, DatasetError, floats, labels, missing_files
 
 FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-_VARIANTS = {  # dataset name -> (folder torchvision writes, where to download)
-    "mnist": ("MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/"),
-    "fashion_mnist": ("FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
+_VARIANTS = {  # dataset name -> (folder torchvision writes, where to download, another way to get them)
+    "mnist": ("MNIST", "https://ossci-datasets.s3.amazonaws.com/mnist/", ""),
+    "fashion_mnist": ("FashionMNIST", "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                      " (or, on Debian/Ubuntu, `apt-get install dataset-fashion-mnist` and leave data.root unset)"),
 }
 
 
@@ -39,13 +40,14 @@ def _find(root: Path, folder: str, name: str) -> Path | None:
 
 def load_official(root: Path, name: str = "mnist") -> Arrays:
     """(train_x, train_y, test_x, test_y) of ``name`` ("mnist" or "fashion_mnist"); x of shape (N, 1, 28, 28)."""
-    folder, url = _VARIANTS[name]
+    folder, url, alternative = _VARIANTS[name]
     paths = {f: _find(root, folder, f) for f in FILES}
     if absent := [f for f, p in paths.items() if p is None]:
         raise missing_files(
             name,
             [f"{root / f}[.gz]" for f in absent],
-            f"download {', '.join(f + '.gz' for f in absent)} from {url} into {root} or {root / folder / 'raw'}",
+            f"download {', '.join(f + '.gz' for f in absent)} from {url} into {root} or {root / folder / 'raw'}"
+            f"{alternative}",
         )
     x_train, y_train, x_test, y_test = (read_idx(paths[f]) for f in FILES)
     return floats(x_train[:, None]).div_(255), labels(y_train), floats(x_test[:, None]).div_(255), labels(y_test)
