@@ -138,3 +138,58 @@ def test_a_closure_is_required() -> None:
         EntropySGD([problem.x]).step()
     with pytest.raises(ValueError):
         EntropySGD([problem.x], L=0)
+
+
+def _official_by_hand(params: list[torch.Tensor], outer_steps: int, *, L: int, lr: float, g0: float, mom: float,
+                      wd: float, nesterov: bool, llr: float = 0.1, beta1: float = 0.75,
+                      seed_momentum: bool = True) -> list[torch.Tensor]:
+    """The official PyTorch code's update (ucla-vision/entropy-sgd, python/optim.py) written out for the quadratic,
+    noise 0: a discarded gradient at the start of every step, whose first one seeds the outer momentum buffer;
+    inner steps with weight decay and momentum (buffer zeroed every outer step); mu <- beta1 mu + (1 - beta1) x'."""
+    params = [p.clone() for p in params]
+    call = 0
+
+    def grads(point: list[torch.Tensor]) -> list[torch.Tensor]:
+        nonlocal call
+        c = CENTRES[call % len(CENTRES)]
+        call += 1
+        return [_grad(point[0], c), _grad(point[1][0], c)[None]]
+
+    def momentum_step(d, buffer):
+        buffer.mul_(mom).add_(d)
+        return d + mom * buffer if nesterov else buffer.clone()
+
+    outer_buffers = None
+    for _ in range(outer_steps):
+        first = grads(params)
+        if outer_buffers is None:
+            outer_buffers = [g.clone() if seed_momentum else torch.zeros_like(g) for g in first]
+        inner, mu = [p.clone() for p in params], [p.clone() for p in params]
+        inner_buffers = [torch.zeros_like(p) for p in params]
+        for _ in range(L):
+            for i, g in enumerate(grads(inner)):
+                dw = momentum_step(g + wd * inner[i], inner_buffers[i])
+                dw = dw - g0 * (params[i] - inner[i])
+                inner[i] = inner[i] - llr * dw
+                mu[i] = beta1 * mu[i] + (1 - beta1) * inner[i]
+        for i in range(len(params)):
+            dw = momentum_step((params[i] - mu[i]) + wd * params[i], outer_buffers[i])
+            params[i] = params[i] - lr * dw
+    return params
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_legacy_momentum_starts_from_the_first_discarded_gradient_as_the_official_code(nesterov: bool) -> None:
+    problem = Quadratic(X0, W0)
+    settings = dict(L=2, lr=0.3, momentum=0.9, weight_decay=5e-3, nesterov=nesterov)
+    optimizer = EntropySGD([problem.x, problem.w], gamma0=0.05, noise=0.0, alpha=0.75, inner_lr=0.1, legacy=True,
+                           **settings)
+    for _ in range(4):
+        optimizer.step(problem.closure(optimizer))
+    expected = _official_by_hand([X0, W0], 4, L=2, lr=0.3, g0=0.05, mom=0.9, wd=5e-3, nesterov=nesterov)
+    torch.testing.assert_close(problem.x.detach(), expected[0])
+    torch.testing.assert_close(problem.w.detach(), expected[1])
+    # a buffer started at zero ends elsewhere: the comparison can tell the two apart
+    zero_start = _official_by_hand([X0, W0], 4, L=2, lr=0.3, g0=0.05, mom=0.9, wd=5e-3, nesterov=nesterov,
+                                   seed_momentum=False)
+    assert (zero_start[0] - expected[0]).norm() > 1e-3

@@ -75,3 +75,24 @@ def test_trades_attack_starts_near_x_and_maximizes_kl(tiny_linear):
 def test_unknown_objective():
     with pytest.raises(ValueError, match="clean, at, trades, mart"):
         create_objective("fgsm")
+
+
+def test_mart_start_is_an_option_uniform_by_default_gaussian_as_the_official_code(tiny_linear):
+    """A negligible ascent step leaves the attack at its start: uniform in the ball, or x + 0.001·N(0, I)."""
+    x = torch.full((64, 4), 0.5)
+    y = torch.zeros(64, dtype=torch.long)
+    threat = ThreatModel(eps=0.1, step_size=1e-7, steps=1)
+    torch.manual_seed(0)
+    uniform = create_objective("mart").perturb(tiny_linear, x, y, threat, "eval") - x
+    gaussian = create_objective("mart", start="gaussian").perturb(tiny_linear, x, y, threat, "eval") - x
+    assert uniform.abs().max() > 0.09 and uniform.abs().max() <= 0.1 + 1e-6
+    assert 0 < gaussian.abs().max() < 0.006 and gaussian.std().item() == pytest.approx(0.001, rel=0.2)
+
+
+def test_objective_start_from_the_config():
+    from advland.build import build_objective
+    from advland.config import load_config
+
+    assert build_objective(load_config(None, ["objective=mart"])).start == "uniform"
+    assert build_objective(load_config(None, ["objective=mart", "objective.start=gaussian"])).start == "gaussian"
+    assert build_objective(load_config(None, ["objective=trades"])).start == "gaussian"

@@ -13,7 +13,7 @@ Standard training is the ``clean`` objective, the eps = 0 case of the same code 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -41,11 +41,17 @@ class Objective(Protocol):
     def loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput: ...
 
 
+Start = Literal["uniform", "gaussian", "none"]
+"""Where the training attack starts: uniform in the ball, x + 0.001 * N(0, I), or x itself."""
+
+
 class CEAdversarial:
-    """Shared crafting of the CE-PGD objectives (AT and MART)."""
+    """Shared crafting of the CE-PGD objectives (AT and MART), from the objective's ``start``."""
+
+    start: Start
 
     def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="ce", start="uniform", mode=mode)
+        return pgd(model, x, y, threat, loss="ce", start=self.start, mode=mode)
 
 
 @dataclass
@@ -67,6 +73,7 @@ class AT(CEAdversarial):
     """Madry et al. (2018): minimize CE(f(x'), y), x' from CE-PGD."""
 
     name: str = "at"
+    start: Start = "uniform"
 
     def loss(self, model, x, x_adv, y):
         logits = model(x_adv)
@@ -82,9 +89,10 @@ class TRADES:
 
     beta: float = 6.0
     name: str = "trades"
+    start: Start = "gaussian"
 
     def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="kl", start="gaussian", mode=mode)
+        return pgd(model, x, y, threat, loss="kl", start=self.start, mode=mode)
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
@@ -97,11 +105,14 @@ class TRADES:
 class MART(CEAdversarial):
     """Wang et al. (2020): BCE(p(x'), y) + lam * mean_i[KL(p(x_i) || p(x'_i)) * (1 - p_y(x_i))].
 
-    BCE = -log p_y(x') - log(1 - max_{k != y} p_k(x')); x' from CE-PGD.
+    BCE = -log p_y(x') - log(1 - max_{k != y} p_k(x')); x' from CE-PGD. The attack starts uniformly in
+    the ball by default, as AT's does; the official MART code starts at x + 0.001 * N(0, I)
+    (``start="gaussian"``, config ``objective.start=gaussian``).
     """
 
     lam: float = 6.0
     name: str = "mart"
+    start: Start = "uniform"
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
@@ -118,14 +129,16 @@ class MART(CEAdversarial):
 OBJECTIVES: tuple[str, ...] = ("clean", "at", "trades", "mart")
 
 
-def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0) -> Objective:
-    """Build an objective by name: clean, at, trades (beta) or mart (lam)."""
+def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0, start: Start | None = None) -> Objective:
+    """Build an objective by name: clean, at, trades (beta) or mart (lam); ``start`` overrides where its
+    training attack starts (default: the method's own, see :data:`Start`)."""
+    chosen = {} if start is None else {"start": start}
     if name == "clean":
         return Clean()
     if name == "at":
-        return AT()
+        return AT(**chosen)
     if name == "trades":
-        return TRADES(beta=beta)
+        return TRADES(beta=beta, **chosen)
     if name == "mart":
-        return MART(lam=lam)
+        return MART(lam=lam, **chosen)
     raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {name!r}")

@@ -21,7 +21,12 @@ from the global generator, parameter by parameter in ``param_groups`` order, inn
 one extra closure call per outer step whose gradient is discarded, scoping that never advances
 (gamma = gamma0), the average taken the other way round (mu <- alpha * mu + (1 - alpha) * x'),
 the learning rate frozen at its value when the optimizer was built, noise of scale
-sqrt(2 * inner_lr) * noise, and weight decay and momentum inside the inner steps.
+sqrt(2 * inner_lr) * noise, weight decay and momentum inside the inner steps (their momentum
+buffer restarting at zero every outer step), and the outer momentum buffer starting with the
+gradient of the very first discarded closure call instead of zeros. What it does not reproduce:
+the official code's default ``nesterov=True`` and ``L=0`` (pass ``nesterov``/``L`` explicitly),
+its ``damp`` (dampening, 0 by default there; not offered), its use of only the first parameter
+group, and its return of the first closure's outputs (``step`` returns the last inner loss).
 """
 
 from __future__ import annotations
@@ -108,6 +113,7 @@ class EntropySGD(torch.optim.Optimizer):
         if first["legacy"]:
             with torch.enable_grad():
                 closure()  # the official code's wasted gradient evaluation
+            self._seed_outer_momentum()
         loss = None
         for _ in range(first["L"]):
             with torch.enable_grad():
@@ -115,6 +121,17 @@ class EntropySGD(torch.optim.Optimizer):
             self._inner_step(anchors, averages, gamma)
         self._outer_step(anchors, averages, gamma)
         return loss
+
+    def _seed_outer_momentum(self) -> None:
+        """The official code starts its outer momentum buffer with the gradient of its very first
+        (discarded) closure call, not with zeros; later steps leave the buffer as it is."""
+        for group in self.param_groups:
+            if group["momentum"] == 0:
+                continue
+            for p in group["params"]:
+                if p.requires_grad and "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = (torch.zeros_like(p) if p.grad is None
+                                                        else p.grad.detach().clone())
 
     def _inner_step(self, anchors: dict, averages: dict, gamma: float) -> None:
         for group in self.param_groups:
