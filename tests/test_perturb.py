@@ -44,7 +44,7 @@ def test_awp_moves_every_weight_by_gamma_times_its_norm_and_nothing_else() -> No
             moved += v.pow(2).sum().item()
         else:  # biases and BatchNorm weights/biases
             assert torch.equal(v, torch.zeros_like(v)), name
-    assert norm == pytest.approx(moved**0.5, rel=1e-4)
+    assert norm.item() == pytest.approx(moved**0.5, rel=1e-4)
     assert all(p.grad is None for p in model.parameters())
 
 

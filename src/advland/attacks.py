@@ -74,6 +74,7 @@ def pgd(
     start: Literal["uniform", "gaussian", "none"] = "uniform",
     mode: BNMode | None = "eval",
     generator: torch.Generator | None = None,
+    scale: float = 1.0,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` inside ``threat``; returns detached adversarial inputs.
 
@@ -85,27 +86,45 @@ def pgd(
             None leaves the mode alone (for callables that are not modules).
         generator: source of the random starts (default: the global RNG); one generator per
             attack makes attacks reproducible when several run at once in threads.
+        scale: factor on the objective before the input gradient is taken (every ascent step is
+            invariant to it); > 1 keeps reduced-precision backward passes from underflowing to 0
+            (see :mod:`advland.accel`).
+
+    The attack runs on the model's device (``x`` and ``y`` are moved there when ``model`` is a
+    module with parameters) and the adversarial inputs are returned on ``x``'s device.
 
     With ``threat.restarts > 1`` the per-example worst case is kept: a misclassifying restart
     beats a correct one, and among equals the larger loss wins.
     """
+    home = x.device
     x = x.detach()
     if not threat.active:
         return x.clone()
+    device = model_device(model)
+    if device is not None:
+        x, y = x.to(device), y.to(device)
     if mode is not None and isinstance(model, nn.Module):
         with bn_mode(model, mode):
-            return _pgd_restarts(model, x, y, threat, loss, start, generator)
-    return _pgd_restarts(model, x, y, threat, loss, start, generator)
+            return _pgd_restarts(model, x, y, threat, loss, start, generator, scale).to(home)
+    return _pgd_restarts(model, x, y, threat, loss, start, generator, scale).to(home)
 
 
-def _pgd_restarts(model, x, y, threat, loss, start, generator) -> torch.Tensor:
+def model_device(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> torch.device | None:
+    """The device of a module's first parameter; None for a plain callable or a module without parameters."""
+    if not isinstance(model, nn.Module):
+        return None
+    first = next(model.parameters(), None)
+    return None if first is None else first.device
+
+
+def _pgd_restarts(model, x, y, threat, loss, start, generator, scale) -> torch.Tensor:
     clean_log_probs = None
     if loss == "kl":
         with torch.no_grad():
             clean_log_probs = F.log_softmax(model(x), dim=1)
     best_x, best_score = None, None
     for _ in range(threat.restarts):
-        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator)
+        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale)
         if threat.restarts == 1:
             return x_adv
         with torch.no_grad():
@@ -121,7 +140,7 @@ def _pgd_restarts(model, x, y, threat, loss, start, generator) -> torch.Tensor:
     return best_x
 
 
-def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator) -> torch.Tensor:
+def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale) -> torch.Tensor:
     if start == "uniform":
         x_adv = threat.random_start(x, generator)
     elif start == "gaussian":
@@ -131,7 +150,7 @@ def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator) -> t
     for _ in range(threat.steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            objective = per_example_loss(loss, model(x_adv), y, clean_log_probs).sum()
+            objective = per_example_loss(loss, model(x_adv), y, clean_log_probs).sum() * scale
             (grad,) = torch.autograd.grad(objective, x_adv)
         x_adv = threat.project(threat.ascent_step(x_adv.detach(), grad), x).detach()
     return x_adv

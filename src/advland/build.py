@@ -11,6 +11,7 @@ from torch import nn
 
 from . import data as datasets
 from . import schedules
+from .accel import attack_scale
 from .config import Config
 from .models import create_model
 from .objectives import Objective, create_objective
@@ -73,7 +74,7 @@ def build_threat(config: Config) -> ThreatModel:
 
 def build_objective(config: Config) -> Objective:
     o = config.objective
-    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start)
+    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start, attack_scale=attack_scale(config.precision))
 
 
 def build_optimizer(config: Config, params) -> torch.optim.Optimizer:

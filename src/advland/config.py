@@ -8,7 +8,7 @@ A bad key, type or value is rejected with one line naming the key and what is al
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -152,6 +152,9 @@ class EvalConfig(Section):
     """PGD steps of the per-epoch validation attack; default: the training threat's steps."""
     test_n: Optional[int] = Field(None, gt=0)
     """Evaluate on the first test_n test examples only (default: all)."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Precision of validation and the test evaluation (and of ``advland eval`` on this run): fp32 unless
+    asked, so that reported robustness is never measured in reduced precision."""
 
 
 class TrackConfig(Section):
@@ -208,6 +211,14 @@ class Config(Section):
     seed: int = 0
     deterministic: bool = True
     device: Literal["cpu", "cuda", "auto"] = "auto"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    """Training precision: bf16/fp16 run the training forward and backward and the training attack under
+    autocast (BatchNorm statistics and losses in fp32; fp16 with a gradient scaler). See advland.accel."""
+    compile: bool = False
+    """Compile the model with torch.compile for training (the attack loop stays eager; the last partial
+    training batch is dropped so that shapes stay fixed; compile time is logged, not counted in epochs)."""
+    channels_last: Union[bool, Literal["auto"]] = "auto"
+    """Channels-last memory format of 4-D inputs in training: auto = on for CUDA, off on CPU."""
     out_dir: str = "runs"
     name: Optional[str] = None
     """Run directory name under out_dir; default: the config file's stem, or 'default'."""
@@ -226,6 +237,9 @@ class Config(Section):
                                    or any(b <= a for a, b in zip(cycles, cycles[1:]))):
             raise ConfigError(f"config error: schedule.cycles must be strictly increasing epochs in 1..{self.epochs} "
                               f"(got {cycles})")
+        if self.precision == "fp16" and self.optimizer.name == "entropy_sgd":
+            raise ConfigError("config error: precision=fp16 cannot be combined with optimizer.name=entropy_sgd "
+                              "(its closure steps bypass the gradient scaler); use precision=bf16 or fp32")
         if self.perturb.name != "none" and self.optimizer.name == "entropy_sgd":
             raise ConfigError("config error: perturb and optimizer.name=entropy_sgd cannot be combined; "
                               "set perturb=none or choose optimizer.name=sgd")

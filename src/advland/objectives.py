@@ -29,6 +29,9 @@ class LossOutput:
     """Scalar training loss (differentiable w.r.t. the model's parameters)."""
     logits_adv: torch.Tensor
     """Logits on the adversarial inputs, for the training robust accuracy."""
+    logits_clean: torch.Tensor | None = None
+    """Logits on the clean inputs where the loss computes them anyway (TRADES, MART), for the training
+    clean accuracy at no extra cost (None: the trainer takes one extra no-grad forward)."""
 
 
 class Objective(Protocol):
@@ -49,9 +52,10 @@ class CEAdversarial:
     """Shared crafting of the CE-PGD objectives (AT and MART), from the objective's ``start``."""
 
     start: Start
+    attack_scale: float
 
     def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="ce", start=self.start, mode=mode)
+        return pgd(model, x, y, threat, loss="ce", start=self.start, mode=mode, scale=self.attack_scale)
 
 
 @dataclass
@@ -74,6 +78,8 @@ class AT(CEAdversarial):
 
     name: str = "at"
     start: Start = "uniform"
+    attack_scale: float = 1.0
+    """Factor on the attack objective before its input gradient (fp16 training, :mod:`advland.accel`)."""
 
     def loss(self, model, x, x_adv, y):
         logits = model(x_adv)
@@ -90,15 +96,16 @@ class TRADES:
     beta: float = 6.0
     name: str = "trades"
     start: Start = "gaussian"
+    attack_scale: float = 1.0
 
     def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="kl", start=self.start, mode=mode)
+        return pgd(model, x, y, threat, loss="kl", start=self.start, mode=mode, scale=self.attack_scale)
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
         logits_adv = model(x_adv)
         kl = kl_to_clean(logits_adv, F.log_softmax(logits_clean, dim=1)).mean()
-        return LossOutput(F.cross_entropy(logits_clean, y) + self.beta * kl, logits_adv)
+        return LossOutput(F.cross_entropy(logits_clean, y) + self.beta * kl, logits_adv, logits_clean)
 
 
 @dataclass
@@ -113,6 +120,7 @@ class MART(CEAdversarial):
     lam: float = 6.0
     name: str = "mart"
     start: Start = "uniform"
+    attack_scale: float = 1.0
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
@@ -123,16 +131,18 @@ class MART(CEAdversarial):
         log_probs_clean = F.log_softmax(logits_clean, dim=1)
         true_prob_clean = log_probs_clean.exp().gather(1, y[:, None]).squeeze(1)
         kl = kl_to_clean(logits_adv, log_probs_clean)
-        return LossOutput(bce + self.lam * (kl * (1.0 - true_prob_clean)).mean(), logits_adv)
+        return LossOutput(bce + self.lam * (kl * (1.0 - true_prob_clean)).mean(), logits_adv, logits_clean)
 
 
 OBJECTIVES: tuple[str, ...] = ("clean", "at", "trades", "mart")
 
 
-def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0, start: Start | None = None) -> Objective:
+def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0, start: Start | None = None,
+                     attack_scale: float = 1.0) -> Objective:
     """Build an objective by name: clean, at, trades (beta) or mart (lam); ``start`` overrides where its
-    training attack starts (default: the method's own, see :data:`Start`)."""
-    chosen = {} if start is None else {"start": start}
+    training attack starts (default: the method's own, see :data:`Start`); ``attack_scale`` multiplies the
+    attack objective before its input gradient (see :func:`advland.attacks.pgd`)."""
+    chosen = {"attack_scale": attack_scale} | ({} if start is None else {"start": start})
     if name == "clean":
         return Clean()
     if name == "at":

@@ -97,8 +97,9 @@ class WeightPerturbation:
         return list(self._v)
 
     @torch.no_grad()
-    def perturb(self, model: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> float:
-        """Move the weights to w + v, v ascending ``loss_fn``; return ||v||_2 over all perturbed tensors.
+    def perturb(self, model: nn.Module, loss_fn: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Move the weights to w + v, v ascending ``loss_fn``; return ||v||_2 over all perturbed tensors
+        (a 0-d tensor on the weights' device, so that a training step need not wait for it).
 
         ``loss_fn()`` evaluates the training loss at the current weights (e.g. the objective's loss on
         adversarial inputs crafted once on w). Parameter ``.grad`` fields are not touched; buffers are
@@ -130,7 +131,7 @@ class WeightPerturbation:
         for b, saved in zip(model.buffers(), buffers):
             b.copy_(saved)
         self._params, self._v = params, v
-        return torch.sqrt(sum(d.pow(2).sum() for d in v)).item()
+        return torch.sqrt(sum(d.pow(2).sum() for d in v))
 
     @torch.no_grad()
     def restore(self) -> None:

@@ -8,6 +8,12 @@ of gradient evaluations as an epoch of SGD; the last ``n_batches % L`` minibatch
 Every epoch logs ``grad_evals``: the forward-backward passes over a minibatch it took (attack
 steps, training losses and weight-ascent steps), so that the methods' costs compare.
 
+Precision, compilation and memory format (:mod:`advland.accel`) live in the *training forward*
+``self.forward``, a module sharing the model's parameters that the step, the training attack and
+the weight perturbation call; validation and the test call the plain model at ``eval.precision``.
+The step does not wait on the host: epoch statistics are summed on the device and read once per
+epoch.
+
 The trainer owns one run directory. After every epoch it writes, atomically, the full training
 state (weights, optimizer, RNG, metric history) so that ``resume`` continues to exactly the
 result of an uninterrupted run: the data order of epoch e is drawn from a generator seeded by
@@ -35,6 +41,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .accel import Accel, evaluation_model
 from .attacks import bn_mode
 from .augment import random_crop_flip
 from .build import (
@@ -78,38 +85,37 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 @dataclass
 class StepResult:
-    loss: float
+    loss: torch.Tensor
+    """The step's training loss, detached, on the device (never copied to the host per step)."""
     logits_adv: torch.Tensor
     grad_evals: int
     """Forward-backward passes over the minibatch this step took."""
-    perturb_norm: float | None = None
-    """||v||_2 of the weight perturbation the step used, if any."""
+    perturb_norm: torch.Tensor | None = None
+    """||v||_2 of the weight perturbation the step used, if any (on the device)."""
+    logits_clean: torch.Tensor | None = None
+    """Clean logits the objective computed anyway (TRADES, MART), reused for the training clean accuracy."""
 
 
-@dataclass
 class EpochMeter:
-    """Running sums of one epoch's training statistics."""
+    """Running sums of one epoch's training statistics, kept on the device and read once by :meth:`totals`."""
 
-    loss: float = 0.0
-    clean: int = 0
-    robust: int = 0
-    n: int = 0
-    grad_evals: int = 0
-    perturb_norms: list[float] = field(default_factory=list)
+    def __init__(self, device: torch.device):
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss * n, clean, robust, sum of ||v||
+        self.n = self.grad_evals = self.perturb_steps = 0
 
-    def add(self, step: StepResult, y: torch.Tensor, clean_pred: torch.Tensor) -> None:
-        self.loss += step.loss * len(y)
-        self.clean += (clean_pred == y).sum().item()
-        self.robust += (step.logits_adv.argmax(1) == y).sum().item()
+    def add(self, step: StepResult, y: torch.Tensor, clean_logits: torch.Tensor) -> None:
+        zero = self.sums.new_zeros(())
+        norm = zero if step.perturb_norm is None else step.perturb_norm.double()
+        self.sums += torch.stack([step.loss.double() * len(y), (clean_logits.argmax(1) == y).sum().double(),
+                                  (step.logits_adv.argmax(1) == y).sum().double(), norm])
         self.n += len(y)
         self.grad_evals += step.grad_evals
-        if step.perturb_norm is not None:
-            self.perturb_norms.append(step.perturb_norm)
+        self.perturb_steps += step.perturb_norm is not None
 
-    def record(self) -> dict[str, Any]:
-        n = max(self.n, 1)
-        return {"train_loss": self.loss / n, "train_clean_acc": self.clean / n, "train_robust_acc": self.robust / n,
-                "grad_evals": self.grad_evals}
+    def totals(self) -> tuple[float, float, float, float]:
+        """(loss * n, clean, robust, sum of ||v||) summed over the epoch: the one device-to-host read."""
+        loss, clean, robust, norms = self.sums.tolist()
+        return loss, clean, robust, norms
 
 
 @dataclass
@@ -131,9 +137,10 @@ class _ObjectiveLoss(nn.Module):
         super().__init__()
         self.model, self.objective = model, objective
 
-    def forward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, x_adv: torch.Tensor,
+                y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         out = self.objective.loss(self.model, x, x_adv, y)
-        return out.loss, out.logits_adv
+        return out.loss, out.logits_adv, out.logits_clean
 
 
 class Trainer:
@@ -173,18 +180,21 @@ class Trainer:
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.objective = build_objective(config)
         self.threat = build_threat(config)
+        self.accel = Accel.from_config(config, self.device)
         self.ddp: nn.Module | None = None
         if self.world_size > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
             has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.model.modules())
             if config.distributed.sync_bn and has_bn and self.device.type != "cuda":
                 raise AdvlandError("distributed.sync_bn=true needs CUDA (torch's SyncBatchNorm is GPU-only); "
                                    "set distributed.sync_bn=false on CPU")
             if config.distributed.sync_bn:
                 self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.forward = self.accel.prepare(self.model)
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp = DistributedDataParallel(_ObjectiveLoss(self.model, self.objective), device_ids=ids,
+            self.ddp = DistributedDataParallel(_ObjectiveLoss(self.forward, self.objective), device_ids=ids,
                                                find_unused_parameters=config.distributed.find_unused_parameters)
             torch.manual_seed(config.seed + 1_000_003 * self.rank)  # different random attack starts per shard
         self.optimizer = build_optimizer(config, self.model.parameters())
@@ -199,6 +209,9 @@ class Trainer:
         self.state = TrainState()
         if config.data.augment == "crop_flip" and self.data.x_train.dim() != 4:
             raise AdvlandError("data.augment=crop_flip needs image data (N, C, H, W); use data.augment=none")
+        if self.accel.fixed_shapes and len(self.data.y_train) < config.data.batch_size:
+            raise AdvlandError(f"compile=true drops the last partial batch, and the training set ({len(self.data.y_train)} "
+                               f"examples) is smaller than data.batch_size={config.data.batch_size}; lower the batch size")
 
     @staticmethod
     def _prepare_run(config: Config) -> Run:
@@ -234,31 +247,35 @@ class Trainer:
 
     # ---------------------------------------------------------------- one epoch
     def batches(self, epoch: int) -> Iterator[torch.Tensor]:
-        """Index batches of epoch ``epoch``: a permutation drawn from a generator seeded by (seed, epoch)."""
-        n = len(self.data.y_train)
+        """Index batches of epoch ``epoch``: a permutation drawn from a generator seeded by (seed, epoch).
+
+        With fixed shapes (a compiled model) the last partial batch is dropped."""
+        n, size = len(self.data.y_train), self.config.data.batch_size
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
         order = torch.randperm(n, generator=generator)
-        if self.world_size == 1:
-            yield from order.split(self.config.data.batch_size)
-            return
-        for batch in order.split(self.config.data.batch_size):  # this rank's contiguous part of each global batch
-            if len(batch) >= self.world_size:
-                yield batch.tensor_split(self.world_size)[self.rank]
+        smallest = size if self.accel.fixed_shapes else self.world_size
+        for batch in order.split(size):  # this rank's contiguous part of each global batch
+            if len(batch) >= smallest:
+                yield batch if self.world_size == 1 else batch.tensor_split(self.world_size)[self.rank]
 
     def _attack_cost(self, threat: ThreatModel) -> int:
         """Forward-backward passes PGD takes on one minibatch."""
         return threat.steps * threat.restarts if threat.active and self.objective.name != "clean" else 0
 
-    def _perturb_weights(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, epoch: int) -> float | None:
-        """Move the weights to w + v ascending the objective's loss (after the warm-up); return ||v|| or None."""
+    def _perturb_weights(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+                         epoch: int) -> torch.Tensor | None:
+        """Move the weights to w + v ascending the objective's loss (after the warm-up); return ||v|| or None.
+
+        The ascent direction is normalized, so the loss is scaled like the attack's objective (fp16)."""
         if self.perturbation is None or epoch < self.config.perturb.warmup_epochs:
             return None
-        return self.perturbation.perturb(self.model, lambda: self.objective.loss(self.model, x, x_adv, y).loss)
+        scale = self.accel.attack_scale
+        return self.perturbation.perturb(self.model, lambda: self.objective.loss(self.forward, x, x_adv, y).loss * scale)
 
     def _craft(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
         """Adversarial inputs crafted on the current weights; leaves the model in train mode."""
-        x_adv = self.objective.perturb(self.model, x, y, threat, self.config.threat.bn_mode)
-        self.model.train()
+        x_adv = self.objective.perturb(self.forward, x, y, threat, self.config.threat.bn_mode)
+        self.forward.train()
         return x_adv
 
     def _backward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput:
@@ -266,8 +283,8 @@ class Trainer:
         if self.ddp is not None:  # gradients all-reduced (averaged) over the processes
             out = LossOutput(*self.ddp(x, x_adv, y))
         else:
-            out = self.objective.loss(self.model, x, x_adv, y)
-        out.loss.backward()
+            out = self.objective.loss(self.forward, x, x_adv, y)
+        self.accel.scaler.scale(out.loss).backward()
         return out
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, epoch: int = 0) -> StepResult:
@@ -279,26 +296,37 @@ class Trainer:
         x_adv = self._craft(x, y, threat)
         perturb_norm = self._perturb_weights(x, x_adv, y, epoch)
         out = self._backward(x, x_adv, y)
-        self.optimizer.step()
+        self.accel.scaler.step(self.optimizer)
+        self.accel.scaler.update()
         ascent = 0
         if perturb_norm is not None:
             self.perturbation.restore()
             ascent = self.perturbation.steps
         cost = self._attack_cost(threat) + 1 + ascent
-        return StepResult(out.loss.item(), out.logits_adv.detach(), cost, perturb_norm)
+        return StepResult(out.loss.detach(), out.logits_adv.detach(), cost, perturb_norm, _detached(out.logits_clean))
 
     def _gradient(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> StepResult:
         """Attack at the current weights and backpropagate the objective (an EntropySGD inner step's closure)."""
         out = self._backward(x, self._craft(x, y, threat), y)
-        return StepResult(out.loss.item(), out.logits_adv.detach(), self._attack_cost(threat) + 1)
+        return StepResult(out.loss.detach(), out.logits_adv.detach(), self._attack_cost(threat) + 1,
+                          logits_clean=_detached(out.logits_clean))
 
     def _measure(self, meter: EpochMeter, step: StepResult, x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.no_grad(), bn_mode(self.model, "eval"):
-            meter.add(step, y, self.model(x).argmax(1))
+        """Add the step to the epoch's sums; the clean accuracy comes from the objective's clean logits
+        where it has them (TRADES, MART), else from one no-grad forward in eval mode after the step (AT)."""
+        clean_logits = step.logits_clean
+        if clean_logits is None:
+            with torch.no_grad(), bn_mode(self.forward, "eval"):
+                clean_logits = self.forward(x)
+        meter.add(step, y, clean_logits)
+
+    def _examples(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training examples at indices ``idx``, on the device."""
+        return self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
 
     def _batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training minibatch at indices ``idx`` on the device, augmented if the config says so."""
-        x, y = self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
+        x, y = self._examples(idx)
         if self.config.data.augment == "crop_flip":
             x = random_crop_flip(x)
         return x, y
@@ -306,7 +334,7 @@ class Trainer:
     def train_epoch(self, epoch: int) -> dict[str, Any]:
         batches = list(self.batches(epoch))
         n_batches = len(batches)
-        meter = EpochMeter()
+        meter = EpochMeter(self.device)
         if isinstance(self.optimizer, EntropySGD):
             self._entropy_sgd_epoch(epoch, batches, meter)
         else:
@@ -316,13 +344,16 @@ class Trainer:
                 t = self.progress_at(epoch, i, n_batches)
                 self.set_lr(self.lr_schedule(t))
                 self._measure(meter, self.train_step(x, y, self.threat_at(t), epoch), x, y)
-        if self.world_size > 1:  # sums over the processes; grad_evals stays per process
-            meter.loss, meter.clean, meter.robust, meter.n = dist.sum_floats(meter.loss, meter.clean, meter.robust,
-                                                                              meter.n)
+        loss, clean, robust, norms = meter.totals()
+        n = meter.n
+        if self.world_size > 1:  # sums over the processes; grad_evals and perturb_norm stay per process
+            loss, clean, robust, n = dist.sum_floats(loss, clean, robust, n)
+        n = max(n, 1)
         t_end = self.progress_at(epoch, n_batches - 1, n_batches)
-        record = {"lr": self.optimizer.param_groups[0]["lr"], "eps": self.threat_at(t_end).eps, **meter.record()}
+        record = {"lr": self.optimizer.param_groups[0]["lr"], "eps": self.threat_at(t_end).eps, "train_loss": loss / n,
+                  "train_clean_acc": clean / n, "train_robust_acc": robust / n, "grad_evals": meter.grad_evals}
         if self.perturbation is not None:
-            record["perturb_norm"] = sum(meter.perturb_norms) / max(len(meter.perturb_norms), 1)
+            record["perturb_norm"] = norms / max(meter.perturb_steps, 1)
         if isinstance(self.optimizer, EntropySGD):
             record["entropy_gamma"] = self.optimizer.gamma()
         return record
@@ -348,7 +379,7 @@ class Trainer:
             x, y = self._batch(batches[i])
             step = self._gradient(x, y, self.threat_at(self.progress_at(epoch, i, len(batches))))
             self._measure(meter, step, x, y)
-            return torch.tensor(step.loss)
+            return step.loss
 
         return closure
 
@@ -364,7 +395,9 @@ class Trainer:
         return {"val_clean_acc": clean, "val_robust_acc": robust}
 
     def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> tuple[float, float]:
-        """Clean and PGD accuracy; under DDP each process attacks its shard and the counts are summed."""
+        """Clean and PGD accuracy at ``eval.precision``; under DDP each process attacks its shard and the
+        counts are summed."""
+        model = evaluation_model(model, self.device, self.config.eval.precision)
         batch = self.config.data.eval_batch_size
         x, y = dist.shard(x), dist.shard(y)
         clean = robust = 0.0
@@ -385,6 +418,7 @@ class Trainer:
             "rng_ranks": rng_ranks,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.accel.scaler.state_dict(),
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "epoch": self.state.epoch,
@@ -401,6 +435,8 @@ class Trainer:
         saved = self.run.load_state()
         self.model.load_state_dict(saved["model"])
         self.optimizer.load_state_dict(saved["optimizer"])
+        if saved.get("scaler"):  # fp16 runs: the gradient scaler's scale and growth tracker
+            self.accel.scaler.load_state_dict(saved["scaler"])
         ranks = saved.get("rng_ranks") or []
         if self.world_size == 1:
             torch.set_rng_state(saved["rng"])
@@ -424,6 +460,8 @@ class Trainer:
             self.run.save_weights("init", self.model)
         epochs = tqdm(range(self.state.epoch, self.config.epochs), initial=self.state.epoch,
                       total=self.config.epochs, desc="train", disable=not self.progress)
+        if self.state.epoch < self.config.epochs:  # compile (if asked) before the first timed epoch
+            self.accel.warm_up(*self._examples(next(self.batches(self.state.epoch))))
         for epoch in epochs:
             start = time.perf_counter()
             record = {"epoch": epoch + 1, **self.train_epoch(epoch), **self.validate()}
@@ -469,6 +507,7 @@ class Trainer:
             "test_attack": f"pgd{threat.steps}",
             "n_test": len(y),
             "train_seconds": sum(r["seconds"] for r in self.state.history),
+            "compile_seconds": self.accel.compile_seconds,
         }
         self.model.load_state_dict(load_weights(self.run.weights_path("best")))
         summary.update(self._test_model(self.model, x, y, threat, ""))
@@ -497,6 +536,10 @@ class Trainer:
             member.load_state_dict(load_weights(path))
             members.append(member)
         return SnapshotEnsemble(members)
+
+
+def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
+    return None if tensor is None else tensor.detach()
 
 
 def train(config: Config, **kwargs: Any) -> dict[str, Any]:
