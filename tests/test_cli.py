@@ -37,7 +37,7 @@ def test_eval_prints_and_saves_accuracies(digits_at_run, capsys):
         (["train", "missing.yaml"], "no config file or recipe named 'missing.yaml'"),
         (["train", "data.name=cifar10", "data.root=/nonexistent"], "cifar10: expected"),
         (["train", "model.name=resnet99"], "unknown model 'resnet99'"),
-        (["eval", "/nonexistent/run"], "is not a run directory"),
+        (["eval", "/nonexistent/run"], "no run directory or weights file at /nonexistent/run"),
         (["eval", ".", "--norm", "l7"], "--norm must be linf, l2 or l1"),
     ],
 )

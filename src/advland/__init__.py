@@ -4,6 +4,7 @@ Quick use from Python::
 
     import advland
     model = advland.load("runs/at")                 # trained nn.Module, inputs in [0, 1]
+    model = advland.load_model("w.pt", model="preact_resnet18", data="cifar10", normalize="data")  # any weights
     x, y = advland.data.load("digits", "test")      # tensors
     advland.landscape.surface(model, x, y)           # loss landscapes, Hessian, gradients, flatness
 """
@@ -14,6 +15,7 @@ from .config import Config, load_config
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import evaluate
+from .load import load_model
 from .objectives import create_objective
 from .optim import EntropySGD
 from .perturb import WeightPerturbation
@@ -23,7 +25,7 @@ from .train import Trainer, train
 
 __all__ = [
     "AdvlandError", "Config", "EntropySGD", "Run", "SnapshotEnsemble", "ThreatModel", "Trainer", "WeightPerturbation",
-    "create_objective", "data", "evaluate", "fgsm_rs", "landscape", "load", "load_config", "load_ensemble", "pgd",
+    "create_objective", "data", "evaluate", "fgsm_rs", "landscape", "load", "load_config", "load_ensemble", "load_model", "pgd",
     "train",
 ]
 __version__ = "0.1.0"

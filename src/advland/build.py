@@ -54,14 +54,21 @@ def build_data(config: Config) -> DataSplits:
 
 
 def build_model(config: Config) -> nn.Module:
-    """The config's model with the dataset's normalization inside (inputs in [0, 1])."""
+    """The config's model with its input normalization inside (inputs in [0, 1])."""
     info = datasets.info(config.data.name)
+    normalize = config.model.normalize
+    if normalize == "data":
+        mean, std = info.mean, info.std
+    elif normalize == "none":
+        mean, std = None, None
+    else:
+        mean, std = normalize.mean, normalize.std
     return create_model(
         config.model.name,
         input_shape=info.input_shape,
         num_classes=info.num_classes,
-        mean=info.mean,
-        std=info.std,
+        mean=mean,
+        std=std,
         **config.model.kwargs,
     )
 

@@ -6,17 +6,57 @@ and exit with status 2; they never show a traceback.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 
 from .errors import AdvlandError
 
+if TYPE_CHECKING:
+    from .load import ModelSource
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Adversarial training and the analysis of its loss landscape.")
+
+
+_TARGET_HELP = ("A run directory, a checkpoint inside one, or a weights file advland did not write (.pt/.pth/"
+                ".safetensors; give --model and --data, and the attack norm and eps).")
+_MODEL_SOURCE_OPTIONS: dict[str, Any] = {
+    "model": typer.Option(None, "--model", help="A registered model or package.module:factory (required for a "
+                          "weights file; replaces a run's model)."),
+    "model_kwargs": typer.Option(None, "--model-kwargs", help="JSON object of the model factory's keyword arguments."),
+    "data": typer.Option(None, "--data", help="Dataset the model was trained on (required for a weights file)."),
+    "data_root": typer.Option(None, "--data-root", help="Folder holding the dataset's files."),
+    "normalize": typer.Option(None, "--normalize", help="Input normalization put in front of the model, so that eps "
+                              "stays in pixel units: none (default for a weights file), data, MEAN,STD or m1..mC,s1..sC."),
+}
+
+
+def _takes_model_source(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the flags saying how to rebuild its model (--model, --model-kwargs, --data, --data-root,
+    --normalize); the command receives them as one ``source`` argument (a :class:`advland.load.ModelSource`)."""
+    own = [p.replace(annotation=eval(p.annotation, command.__globals__) if isinstance(p.annotation, str) else p.annotation)
+           for p in inspect.signature(command).parameters.values() if p.name != "source"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
+             for name, option in _MODEL_SOURCE_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        from .load import ModelSource, parse_model_kwargs
+
+        flags = {name: kwargs.pop(name) for name in _MODEL_SOURCE_OPTIONS}
+        flags["model_kwargs"] = parse_model_kwargs(flags["model_kwargs"])
+        return command(*args, source=ModelSource(**flags), **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+    del wrapper.__wrapped__  # typer reads the signature above, not the command's
+    return wrapper
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
@@ -92,8 +132,9 @@ def schedule(
 
 
 @app.command("eval")
+@_takes_model_source
 def evaluate_cmd(
-    target: Path = typer.Argument(..., help="A run directory or a .safetensors checkpoint inside one."),
+    target: Path = typer.Argument(..., help=_TARGET_HELP),
     norm: Optional[str] = typer.Option(None, help="linf, l2 or l1 (default: the run's threat model)."),
     eps: Optional[float] = typer.Option(None, help="Radius in pixel units (default: the run's)."),
     attacks: str = typer.Option("pgd,cw,autoattack", help="Comma-separated subset of pgd, cw, autoattack."),
@@ -105,13 +146,14 @@ def evaluate_cmd(
     seed: int = typer.Option(0),
     sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Run the automatic sanity checks (SPEC §7)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
     from . import data as datasets
     from . import distributed
-    from .build import load_split, resolve_device
+    from .build import resolve_device
     from .evaluate import evaluate
-    from .run import load, load_ensemble, resolve_checkpoint
+    from .run import load_ensemble
     from .sanity import run_sanity_checks
 
     if distributed.launched():
@@ -120,15 +162,15 @@ def evaluate_cmd(
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
     if which not in ("best", "last") or split not in ("test", "val"):
         raise AdvlandError("--which must be best or last, and --split test or val")
-    run, checkpoint = resolve_checkpoint(target, which)
-    config = run.config()
+    opened = _open(target, which, source, {"norm": norm, "eps": eps}, "--norm and --eps")
+    run, config = opened.run, opened.config
     device = resolve_device(config.device)
     if ensemble:
         model, stem = load_ensemble(run.path, device=device), "ensemble"
         label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
     else:
-        model, stem, label = load(checkpoint, device=device), checkpoint.stem, str(checkpoint)
-    x, y = load_split(config, split)
+        model, stem, label = opened.model(device), opened.checkpoint.stem, str(opened.checkpoint)
+    x, y = opened.data(split)
     if n is not None:
         x, y = x[:n], y[:n]
     report = evaluate(model, x, y, norm=norm or config.threat.norm, eps=config.threat.eps if eps is None else eps,
@@ -174,7 +216,7 @@ def sweep_cmd(
 
 # ---------------------------------------------------------------- loss-landscape analyses
 
-_DATA_HELP = "Split the analysis runs on: train or test."
+_SPLIT_HELP = "Split the analysis runs on: train, test or val."
 _N_HELP = "Use the first n examples of the split (--examples: the same, for torchrun, which takes --n as its own)."
 
 
@@ -202,28 +244,39 @@ def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Op
     return threat
 
 
-def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int]):
-    """(run, model on the run's device, x, y) for an analysis command."""
-    from .build import load_split, resolve_device
-    from .run import load, resolve_checkpoint
+def _open(target: Path, which: str, source: ModelSource, threat: dict, flags: str):
+    """The run (or imported weights file) a command works on; says so when a weights file was imported."""
+    from .load import resolve_target
+
+    opened = resolve_target(target, which, source, threat, threat_hint=flags)
+    if opened.imported:
+        _say(f"imported {target} as the run {opened.run.path} (config.yaml, checkpoints/best.safetensors)")
+    return opened
+
+
+def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int], source: ModelSource,
+                     threat: dict, flags: str = "--threat-norm and --eps"):
+    """(target, model on the run's device, x, y) for an analysis command."""
+    from . import distributed
+    from .build import resolve_device
 
     if which not in ("best", "last", "init"):
         raise AdvlandError(f"--which must be best, last or init, got {which!r}")
     if split not in ("train", "test", "val"):
-        raise AdvlandError(f"--data must be train, test or val, got {split!r}")
+        raise AdvlandError(f"--split must be train, test or val, got {split!r}")
     if n is not None and n < 1:
         raise AdvlandError(f"--n must be >= 1, got {n}")
-    if not target.exists():
-        raise AdvlandError(f"no run directory at {target}; give the folder advland train wrote")
-    run, checkpoint = resolve_checkpoint(target, which)
-    config = run.config()
-    from . import distributed
-
-    device = resolve_device(config.device)
+    opened = _open(target, which, source, threat, flags)
+    device = resolve_device(opened.config.device)
     distributed.init(device)  # under torchrun: join the group; grids and probes are split over it
-    model = load(checkpoint, device=distributed.device_for(device))
-    x, y = load_split(config, split)
-    return run, model, x[:n], y[:n]
+    model = opened.model(distributed.device_for(device))
+    x, y = opened.data(split)
+    return opened, model, x[:n], y[:n]
+
+
+def _threat_flags(norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]) -> dict:
+    """The attack flags as the threat section a weights file is imported with."""
+    return {"norm": norm, "eps": eps, "steps": steps, "step_size": step_size}
 
 
 def _span(text: str) -> tuple[float, float]:
@@ -264,11 +317,12 @@ def _echo_saved(paths) -> None:
 
 
 @app.command()
+@_takes_model_source
 def landscape(
-    target: Path = typer.Argument(..., help="A run directory."),
+    target: Path = typer.Argument(..., help=_TARGET_HELP),
     dims: int = typer.Option(2, help="1 for a curve, 2 for a surface."),
     metric: str = typer.Option("clean_loss", help="Comma-separated: clean_loss, clean_acc, adv_loss, adv_acc."),
-    data: str = typer.Option("test", help=_DATA_HELP),
+    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("-1:1", "--range", help="Grid range lo:hi along each direction."),
     steps: int = typer.Option(21, help="Grid points per direction."),
@@ -285,6 +339,7 @@ def landscape(
     fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Loss landscape along random directions (Li et al.) or Hessian eigenvectors: a 1-D curve or a 2-D contour and surface."""
     from .landscape import hessian_directions, surface
@@ -302,8 +357,8 @@ def landscape(
     if not formats or any(f not in ("json", "npz") for f in formats):
         raise AdvlandError(f"--format must be json, npz or json,npz, got {fmt!r}")
     metrics, lo_hi = _metrics(metric), _span(span)
-    run, model, x, y = _analysis_inputs(target, which, data, n)
-    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
+    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
+    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size)
     given, described = None, None
     if directions == "hessian":
         loss_threat = threat if metrics[0].startswith("adv") else None
@@ -311,11 +366,11 @@ def landscape(
     result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
                      zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, directions=given, workers=workers,
                      progress=progress)
-    result.info |= {"checkpoint": which, "data": data} | ({"directions": described} if described else {})
+    result.info |= {"checkpoint": which, "data": split} | ({"directions": described} if described else {})
     if not _rank0():
         return
     suffix = "_hessian" if directions == "hessian" else ""
-    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{data}{suffix}"
+    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{split}{suffix}"
     paths = result.save(stem, formats)
     if dims == 1:
         paths.append(plot_curve(result, f"{stem}.png"))
@@ -326,7 +381,7 @@ def landscape(
     center = tuple(len(c) // 2 for c in result.coords)
     for i, d in enumerate(described or []):
         _say(f"  direction {i + 1}: Hessian eigenvector of the {d['loss']} loss, eigenvalue {d['eigenvalue']:.4g}")
-    _say(f"{dims}-D landscape, {len(y)} {data} examples, {result.info['points']} points in "
+    _say(f"{dims}-D landscape, {len(y)} {split} examples, {result.info['points']} points in "
          f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['layout']} layout)")
     for m, values in result.values.items():
         _say(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
@@ -334,12 +389,13 @@ def landscape(
 
 
 @app.command()
+@_takes_model_source
 def interpolate(
     run_a: Path = typer.Argument(..., help="A run directory (alone: its initial and final weights)."),
-    run_b: Optional[Path] = typer.Argument(None, help="A second run directory: interpolate A -> B."),
+    run_b: Optional[Path] = typer.Argument(None, help="A second run directory or weights file: interpolate A -> B."),
     bn: str = typer.Option("interpolate", help="BatchNorm statistics: interpolate or recompute (on the train split)."),
     metric: str = typer.Option("clean_loss,clean_acc", help="Comma-separated metrics."),
-    data: str = typer.Option("test", help=_DATA_HELP),
+    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
     steps: int = typer.Option(21, help="Points along the line."),
@@ -349,6 +405,7 @@ def interpolate(
     attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
     from .build import load_split
@@ -364,9 +421,10 @@ def interpolate(
     which_a, which_b = ("init", "last") if run_b is None else (which, which)
     if run_b is None and run_a.is_dir() and not Run(run_a).weights_path("init").exists():
         raise AdvlandError(f"{run_a} has no initial checkpoint (checkpoints/init.safetensors); give two runs")
-    run, model_a, x, y = _analysis_inputs(run_a, which_a, data, n)
-    model_b = _analysis_inputs(run_b or run_a, which_b, data, 1)[1]
-    config = run.config()
+    flags = _threat_flags(threat_norm, eps, attack_steps, step_size)
+    opened, model_a, x, y = _analysis_inputs(run_a, which_a, split, n, source, flags)
+    model_b = _analysis_inputs(run_b or run_a, which_b, split, 1, source, flags)[1]
+    run, config = opened.run, opened.config
     threat = _threat_options(config, threat_norm, eps, attack_steps, step_size)
     bn_x = None
     if bn == "recompute":
@@ -374,21 +432,22 @@ def interpolate(
     result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
                                 bn_data=bn_x, threat=threat, seed=seed, workers=workers, progress=progress)
     label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
-    result.info |= {"a": label_a, "b": label_b, "data": data}
+    result.info |= {"a": label_a, "b": label_b, "data": split}
     if not _rank0():
         return
     name = "init_to_last" if run_b is None else f"to_{run_b.name}_{which}"
-    stem = run.path / "landscape" / f"interpolation_{name}_{data}"
+    stem = run.path / "landscape" / f"interpolation_{name}_{split}"
     paths = result.save(stem) + [plot_curve(result, f"{stem}.png", xlabel=f"t  ({label_a} → {label_b})")]
-    _say(f"interpolation {label_a} -> {label_b}, {len(y)} {data} examples, BN {bn}")
+    _say(f"interpolation {label_a} -> {label_b}, {len(y)} {split} examples, BN {bn}")
     for m, values in result.values.items():
         _say(f"  {m:<10} t=0: {values[0]:.4f}   t=1: {values[-1]:.4f}   max: {values.max():.4f}")
     _echo_saved(paths)
 
 
 @app.command()
+@_takes_model_source
 def hessian(
-    target: Path = typer.Argument(..., help="A run directory."),
+    target: Path = typer.Argument(..., help=_TARGET_HELP),
     loss: str = typer.Option("adv", help="clean or adv (adversarial examples crafted once, held fixed)."),
     top_k: int = typer.Option(5, help="Number of top eigenvalues (Lanczos)."),
     tol: float = typer.Option(1e-3, help="Relative residual tolerance of the eigenpairs."),
@@ -398,12 +457,13 @@ def hessian(
     density_probes: int = typer.Option(5, help="SLQ: Lanczos runs (random start vectors)."),
     density_steps: int = typer.Option(60, help="SLQ: Lanczos steps per run (HVPs)."),
     per_block: bool = typer.Option(False, "--blocks", help="Also the top eigenvalue of each layer's block."),
-    data: str = typer.Option("train", help=_DATA_HELP),
+    split: str = typer.Option("train", "--split", help=_SPLIT_HELP),
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
     attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Hessian spectrum of the clean or adversarial loss: top eigenvalues, trace, density."""
     import time
@@ -419,15 +479,15 @@ def hessian(
         raise AdvlandError(f"--loss must be clean or adv, got {loss!r}")
     if top_k < 1 or probes < 2 or density_probes < 1 or density_steps < 2:
         raise AdvlandError("--top-k and --density-probes must be >= 1, --probes and --density-steps >= 2")
-    run, model, x, y = _analysis_inputs(target, which, data, n)
-    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size) if loss == "adv" else None
+    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
+    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size) if loss == "adv" else None
     start = time.perf_counter()
     op = hessian_operator(model, x, y, threat=threat, seed=seed)
     eig = lanczos(op, k=min(top_k, op.shape[0]), tol=tol, seed=seed)
-    out = {"loss": loss, "n": len(y), "data": data, "checkpoint": which, "threat": None if threat is None else asdict(threat),
+    out = {"loss": loss, "n": len(y), "data": split, "checkpoint": which, "threat": None if threat is None else asdict(threat),
            "parameters": op.shape[0], "top_eigenvalues": eig.values.tolist(), "residuals": eig.residuals.tolist(),
            "converged": eig.converged, "lanczos_products": eig.n_products}
-    _say(f"Hessian of the {loss} loss, {len(y)} {data} examples, P = {op.shape[0]} weights")
+    _say(f"Hessian of the {loss} loss, {len(y)} {split} examples, P = {op.shape[0]} weights")
     _say(f"  top-{len(eig.values)} eigenvalues: {', '.join(f'{v:.5g}' for v in eig.values.tolist())}"
                f"   ({eig.n_products} HVPs, converged: {eig.converged})")
     paths = []
@@ -454,15 +514,16 @@ def hessian(
     out["seconds"] = time.perf_counter() - start
     if not _rank0():
         return
-    paths.insert(0, run.write_json(f"landscape/hessian_{loss}_{data}.json", out))
+    paths.insert(0, run.write_json(f"landscape/hessian_{loss}_{split}.json", out))
     _say(f"  {out['seconds']:.1f} s")
     _echo_saved(paths)
 
 
 @app.command()
+@_takes_model_source
 def gradients(
-    target: Path = typer.Argument(..., help="A run directory."),
-    data: str = typer.Option("train", help=_DATA_HELP),
+    target: Path = typer.Argument(..., help=_TARGET_HELP),
+    split: str = typer.Option("train", "--split", help=_SPLIT_HELP),
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
     radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
@@ -471,6 +532,7 @@ def gradients(
     eps_l2: Optional[float] = typer.Option(None, help="L2 budget (default: the run's, or eps_linf·√d/4)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Gradient norm, scattering and Lipschitz estimate of the adversarial loss, under L-inf and L2."""
     import math
@@ -481,16 +543,17 @@ def gradients(
 
     if step <= 0 or radius <= 0 or directions < 1:
         raise AdvlandError("--step and --radius must be > 0 and --directions >= 1")
-    run, model, x, y = _analysis_inputs(target, which, data, n)
-    threat = _threat_options(run.config(), None, None, None, None)
+    given = {"norm": "linf", "eps": eps_linf} if eps_linf is not None else {"norm": "l2", "eps": eps_l2}
+    opened, model, x, y = _analysis_inputs(target, which, split, n, source, given, "--eps-linf or --eps-l2")
+    run, threat = opened.run, _threat_options(opened.config, None, None, None, None)
     root_d = math.sqrt(x[0].numel())
     run_eps = {threat.norm: threat.eps}
     linf = eps_linf if eps_linf is not None else run_eps.get("linf", (eps_l2 or run_eps.get("l2", 0.0)) * 4 / root_d)
     l2 = eps_l2 if eps_l2 is not None else run_eps.get("l2", linf * root_d / 4)
-    out = {"n": len(y), "data": data, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
+    out = {"n": len(y), "data": split, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
     if not _rank0():
         return
-    _say(f"gradient statistics, {len(y)} {data} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
+    _say(f"gradient statistics, {len(y)} {split} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
     for norm, eps in (("linf", linf), ("l2", l2)):
         t = ThreatModel(norm, eps, 2.5 * eps / threat.steps, threat.steps)
         scattering = gradient_scattering(model, x, y, t, step=step, seed=seed)
@@ -501,13 +564,14 @@ def gradients(
                    f"cos δ {scattering.cos_delta:.4f}   cos sign δ {scattering.cos_sign_delta:.4f}   "
                    f"cos ∇ {scattering.cos_grad:.4f} (per example {scattering.cos_grad_per_example:.4f})   "
                    f"Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
-    _echo_saved([run.write_json(f"landscape/gradients_{data}.json", out)])
+    _echo_saved([run.write_json(f"landscape/gradients_{split}.json", out)])
 
 
 @app.command()
+@_takes_model_source
 def flatness(
-    target: Path = typer.Argument(..., help="A run directory."),
-    data: str = typer.Option("test", help=_DATA_HELP),
+    target: Path = typer.Argument(..., help=_TARGET_HELP),
+    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
     xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
@@ -516,6 +580,7 @@ def flatness(
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
     attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    source: Optional[ModelSource] = None,
 ) -> None:
     """Average- and worst-case flatness of the robust loss (Stutz et al. 2021)."""
     from dataclasses import asdict
@@ -524,18 +589,18 @@ def flatness(
 
     if xi_average < 0 or xi_worst < 0 or samples < 1:
         raise AdvlandError("--xi-average and --xi-worst must be >= 0 and --samples >= 1")
-    run, model, x, y = _analysis_inputs(target, which, data, n)
-    threat = _threat_options(run.config(), threat_norm, eps, attack_steps, step_size)
+    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
+    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size)
     average = average_flatness(model, x, y, threat, xi=xi_average, n_samples=samples, seed=seed)
     worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed)
-    out = {"n": len(y), "data": data, "checkpoint": which, "threat": asdict(threat),
+    out = {"n": len(y), "data": split, "checkpoint": which, "threat": asdict(threat),
            "average": asdict(average), "worst": asdict(worst)}
     if not _rank0():
         return
-    _say(f"flatness of the robust loss, {len(y)} {data} examples; robust loss at θ {average.base_loss:.4f}")
+    _say(f"flatness of the robust loss, {len(y)} {split} examples; robust loss at θ {average.base_loss:.4f}")
     _say(f"  average case (xi={xi_average:g}, {samples} samples): +{average.value:.4f}")
     _say(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
-    _echo_saved([run.write_json(f"landscape/flatness_{data}.json", out)])
+    _echo_saved([run.write_json(f"landscape/flatness_{split}.json", out)])
 
 @app.command("reproduce")
 def reproduce_cmd(

@@ -40,10 +40,19 @@ class DataConfig(Section):
     """Training augmentation: crop_flip = random crop (zero padding 4) + horizontal flip, for images."""
 
 
+class NormalizeConfig(Section):
+    mean: list[float]
+    std: list[float]
+
+
 class ModelConfig(Section):
     name: str = "cnn_small"
+    """A registered model (``advland.models.list_models()``) or ``package.module:factory``."""
     kwargs: dict[str, Any] = {}
     """Extra keyword arguments of the model factory (e.g. width, hidden)."""
+    normalize: Union[Literal["data", "none"], NormalizeConfig] = "data"
+    """Input normalization put inside the model (so eps stays in pixel units): the dataset's mean/std,
+    none (the model takes [0, 1] inputs), or {mean: [...], std: [...]} (one entry, or one per channel)."""
 
 
 class ThreatConfig(Section):

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .config import Config, ConfigError, dump_config, load_config
+from .config import Config, dump_config, load_config
 from .errors import AdvlandError
 
 
@@ -170,16 +170,9 @@ def load(target: str | Path, which: str = "best", device: str | torch.device = "
         target: a run directory (or a ``.safetensors`` file inside its ``checkpoints/``).
         which: "best" (by validation robust accuracy), "last", or "init" (the weights before training).
     """
-    from .build import build_model
+    from .load import resolve_target
 
-    run, path = resolve_checkpoint(target, which)
-    try:
-        config = run.config()
-    except ConfigError as error:
-        raise AdvlandError(f"{run.config_path}: {error}") from None
-    model = build_model(config)
-    model.load_state_dict(load_weights(path))
-    return model.to(device).eval()
+    return resolve_target(target, which).model(device)
 
 
 def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.Module:

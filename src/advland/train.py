@@ -65,6 +65,7 @@ from .evaluate import correct_under_attack, eval_threat, predict
 from .objectives import LossOutput
 from .optim import EntropySGD
 from .plots.training import plot_training_curves
+from .load import user_model_config
 from .run import Run
 from .threat import ThreatModel
 
@@ -149,6 +150,11 @@ class Trainer:
     Args:
         config: validated configuration.
         model: a user model taking inputs in [0, 1] (default: the config's registered model).
+        model_factory: ``package.module:factory`` that builds ``model`` (called with ``model_kwargs``, and
+            ``input_shape``/``num_classes`` when it takes them): recorded in the run's config so that
+            ``advland.load``, ``eval`` and the analyses rebuild it. Without it a run of a user model records
+            only the model's class, and loading it asks for ``--model``.
+        model_kwargs: keyword arguments of ``model_factory``.
         data: user data splits (default: the config's dataset).
         run: the run directory (default: ``config.out_dir/config.name``).
         callbacks: extra per-epoch hooks; those the config's ``track`` section asks for are added.
@@ -160,11 +166,17 @@ class Trainer:
         config: Config,
         *,
         model: nn.Module | None = None,
+        model_factory: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
         data: DataSplits | None = None,
         run: Run | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
     ):
+        if model is not None:
+            config = config.model_copy(update={"model": user_model_config(model, config, model_factory, model_kwargs)})
+        elif model_factory is not None:
+            raise AdvlandError("model_factory records how to rebuild the model= given to Trainer; pass both")
         self.config = config
         seed_everything(config.seed, config.deterministic)
         self.device = resolve_device(config.device)

@@ -3,6 +3,10 @@
 CIFAR stem (3x3 conv, 64 channels, stride 1), four stages of two pre-activation basic blocks
 (64/128/256/512 channels times ``width``; stride 2 from the second stage), a final BN-ReLU,
 global average pooling (adaptive, so any H, W >= 8 work) and a linear classifier.
+
+Parameter names follow the official code of Rice et al. (locuslab/robust_overfitting) and of the AWP
+code (``conv1``, ``layer1`` .. ``layer4`` of two blocks each with ``bn1 conv1 bn2 conv2`` and a
+``shortcut.0`` 1x1 conv where shapes change, ``bn``, ``linear``), so their checkpoints load as they are.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ class PreActBlock(nn.Module):
         self.conv2 = nn.Conv2d(planes, planes, 3, 1, padding=1, bias=False)
         self.shortcut = None
         if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+            self.shortcut = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(x))
@@ -40,18 +44,19 @@ class PreActResNet18(nn.Module):
         super().__init__()
         planes = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
         self.conv1 = nn.Conv2d(in_channels, planes[0], 3, 1, padding=1, bias=False)
-        blocks: list[nn.Module] = []
-        in_planes = planes[0]
+        stages, in_planes = [], planes[0]
         for stage, p in enumerate(planes):
-            for i in range(2):
-                blocks.append(PreActBlock(in_planes, p, 2 if stage > 0 and i == 0 else 1))
-                in_planes = p
-        self.layers = nn.Sequential(*blocks)
+            stages.append(nn.Sequential(PreActBlock(in_planes, p, 2 if stage else 1), PreActBlock(p, p, 1)))
+            in_planes = p
+        self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.bn = nn.BatchNorm2d(in_planes)
         self.linear = nn.Linear(in_planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn(self.layers(self.conv1(x))))
+        out = self.conv1(x)
+        for stage in (self.layer1, self.layer2, self.layer3, self.layer4):
+            out = stage(out)
+        out = F.relu(self.bn(out))
         return self.linear(F.adaptive_avg_pool2d(out, 1).flatten(1))
 
 

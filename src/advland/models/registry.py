@@ -1,13 +1,16 @@
 """A registry of model factories, filled by the ``@register_model`` decorator (as in timm).
 
 A factory is ``fn(*, input_shape, num_classes, **kwargs) -> nn.Module``; ``input_shape`` is per
-example, channels first: ``(C, H, W)`` images, ``(C, L)`` 1-D signals, ``(D,)`` vectors. Models take
+example, channels first: ``(C, H, W)`` images, ``(C, L)`` 1-D signals, ``(D,)`` vectors. A name
+``package.module:factory`` is any importable callable returning an ``nn.Module`` (given
+``input_shape``/``num_classes`` only when it accepts them). Models take
 inputs in [0, 1]; ``create_model`` puts any mean/std normalization inside the returned model, so
 that attack budgets ε are always in pixel units.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Sequence
 
@@ -43,16 +46,29 @@ def list_models() -> list[str]:
 
 
 def _accepted_kwargs(factory: Factory) -> list[str] | None:
-    """Keyword arguments a factory takes besides input_shape/num_classes (None: any)."""
+    """Keyword arguments a factory takes, input_shape/num_classes included (None: any)."""
     params = inspect.signature(factory).parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return [
-        p.name
-        for p in params
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.name not in ("input_shape", "num_classes")
-    ]
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def resolve_factory(name: str) -> Factory:
+    """The registered factory ``name``, or the callable ``package.module:attribute`` imported."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if ":" not in name:
+        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}, "
+                         f"or package.module:factory for your own")
+    module_name, _, attribute = name.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ModelError(f"cannot import model factory {name!r} ({type(error).__name__}: {error}); "
+                         f"give package.module:callable importable from here") from None
+    if not callable(factory):
+        raise ModelError(f"{name!r} is not callable; give a function or class returning an nn.Module")
+    return factory
 
 
 def create_model(
@@ -69,18 +85,20 @@ def create_model(
     The result always takes inputs in [0, 1]. ``mean``/``std`` have one entry per channel
     (``input_shape[0]``) or a single entry for all.
     """
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    factory = _REGISTRY[name]
+    factory = resolve_factory(name)
     accepted = _accepted_kwargs(factory)
     if accepted is not None and (unknown := [k for k in kwargs if k not in accepted]):
+        own = [k for k in accepted if k not in ("input_shape", "num_classes")]
         raise ModelError(
             f"model {name!r} got unknown argument(s) {', '.join(unknown)}; "
-            f"accepted: {', '.join(accepted) or 'none'}"
+            f"accepted: {', '.join(own) or 'none'}"
         )
     input_shape = tuple(int(s) for s in input_shape)
     normalize = None if mean is None and std is None else _normalize(mean, std, input_shape[0])
-    net = factory(input_shape=input_shape, num_classes=int(num_classes), **kwargs)
+    shape = {"input_shape": input_shape, "num_classes": int(num_classes)}
+    net = factory(**{k: v for k, v in shape.items() if accepted is None or k in accepted}, **kwargs)
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"model factory {name!r} returned {type(net).__name__}, not an nn.Module")
     return net if normalize is None else nn.Sequential(normalize, net)
 
 
