@@ -10,33 +10,55 @@ from advland import load_config, train
 from advland.cli import main
 from advland.plots.reproduce import plot_lines
 from advland.reproduce import SUITES, reproduce
-from advland.reproduce.common import Finding, epochs_to_reach, make_suite, spread_verdict
+from advland.build import build_data
+from advland.reproduce.common import Finding, epochs_to_reach, judge, make_suite
 from advland.reproduce.report import write_report
+from advland.stats import paired_test
 
 VERDICTS = {"holds", "does not hold", "inconclusive"}
 KEYS = {"liu2020": "abcdef", "kanai2021": "gh", "wu2020": "ij"}
 
 
-def test_verdict_needs_the_difference_to_exceed_the_spread():
-    assert spread_verdict([1.0, 1.2, 0.9], "d")[0] == "holds"
-    assert spread_verdict([-1.0, -1.2, -0.9], "d")[0] == "does not hold"
-    assert spread_verdict([1.0, -0.8, 0.1], "d")[0] == "inconclusive"
-    assert spread_verdict([1.0], "d")[0] == "inconclusive"
+def test_verdicts_come_from_the_tests():
+    assert judge([paired_test([1.0, 1.2, 0.9, 1.1, 1.3], "d")])[0] == "holds"
+    assert judge([paired_test([-1.0, -1.2, -0.9, -1.1, -1.3], "d")])[0] == "does not hold"
+    # the old rule (|mean| > std) called three consistent seeds "holds"; the exact test cannot (p ≥ 1/8)
+    verdict, reason, test = judge([paired_test([1.0, 1.2, 0.9], "d")])
+    assert verdict == "inconclusive" and "cannot reach" in reason and test["p_value"] == 1 / 8
+    verdict, reason, test = judge([paired_test([1.0, 1.2, 0.9, 1.1, 1.3], "a"), paired_test([1.0, -0.8, 0.1], "b")])
+    assert verdict == "inconclusive" and len(test["parts"]) == 2 and "rule" in test
 
 
-def test_epochs_to_reach_interpolates_and_censors():
-    assert epochs_to_reach([0.3, 0.7], 0.5, 0.1) == pytest.approx(1.5)
-    assert epochs_to_reach([0.2, 0.3], 0.5, 0.1) == 3.0
+def test_epochs_to_reach_interpolates_and_censors_at_the_bound():
+    assert epochs_to_reach([0.3, 0.7], 0.5, 0.1) == (pytest.approx(1.5), False)
+    assert epochs_to_reach([0.2, 0.3], 0.5, 0.1) == (2.0, True)
+
+
+def test_analysis_examples_of_a_run_are_never_its_validation_examples(tmp_path):
+    suite = make_suite(tmp_path, "quick", "digits", "cpu", lambda _: None)
+    for seed in (1, 2):
+        config = load_config(None, suite.overrides([f"seed={seed}", "name=split"]))
+        x, _ = suite.analysis_data(config)
+        own_val = build_data(config).x_val.flatten(1)
+        shared = (x.flatten(1)[:, None, :] == own_val[None]).all(-1).any(1)
+        assert len(x) == suite.profile.analysis_n and not shared.any()
+        # the old carve (seed 0 for every run) put some of this run's validation examples into the analyses
+        old = build_data(load_config(None, suite.overrides(["seed=0", "name=split"]))).x_train[: len(x)].flatten(1)
+        assert (old[:, None, :] == own_val[None]).all(-1).any(1).any()
 
 
 def test_report_is_json_markdown_and_self_contained_html(tmp_path):
     png = plot_lines([0, 1], {"a": [1, 2]}, tmp_path / "figures" / "f.png", xlabel="x", ylabel="y", title="t")
-    finding = Finding("a", "liu2020", "A claim.", {"x": (1.0, 0.1)}, {"seeds": [0, 1]}, "holds", "because", [png.name])
+    verdict, reason, test = judge([paired_test([0.1, 0.2, 0.15, 0.12, 0.18], "accuracy gain")])
+    finding = Finding("a", "liu2020", "A claim.", {"x": (1.0, 0.1)}, {"seeds": [0, 1]}, verdict, reason, test,
+                      [png.name], smoke_test=True)
     write_report(tmp_path, [finding], {"papers": "liu2020", "data": "digits", "budget": "tiny", "device": "cpu",
-                                       "seconds": 1.0})
+                                       "seconds": 1.0, "smoke_test": True})
     data = json.loads((tmp_path / "findings.json").read_text())
-    assert data["findings"][0]["verdict"] == "holds"
-    assert "| (a) | liu2020 |" in (tmp_path / "report.md").read_text()
+    assert data["smoke_test"] is True and data["findings"][0]["verdict"] == "holds"
+    assert {"name", "n", "effect", "ci95", "p_value", "alpha"} <= set(data["findings"][0]["test"])
+    md = (tmp_path / "report.md").read_text()
+    assert "| (a) | liu2020 |" in md and "**smoke test: holds**" in md and "p = 0.0312" in md
     page = (tmp_path / "report.html").read_text()
     assert "data:image/png;base64," in page and 'src="figures/' not in page
 
@@ -53,7 +75,14 @@ def test_suite_runs_end_to_end_on_a_tiny_budget_and_reuses_its_runs(tmp_path, pa
     lines: list[str] = []
     findings = reproduce(paper, tmp_path, budget="tiny", log=lines.append)
     assert [f.key for f in findings] == list(KEYS[paper])
-    assert all(f.verdict in VERDICTS and f.reason for f in findings)
+    assert all(f.verdict in VERDICTS and f.reason and f.smoke_test for f in findings)
+    for f in findings:  # every finding carries its test: one part, or parts and the rule combining them
+        for part in f.test.get("parts", [f.test]):
+            assert {"name", "n", "effect", "ci95", "p_value", "alpha"} <= set(part)
+    if paper == "liu2020":  # (e) at ε = 0 is measured, not the constant 1
+        by_eps = findings[4].measured["by_eps"]
+        assert by_eps["0"]["mean"] != 1.0 and 0.9 < by_eps["0"]["mean"] <= 1.0
+        assert "converge" in findings[3].reason and "censored" in findings[1].reason
     assert {"findings.json", "report.md", "report.html"} <= {p.name for p in tmp_path.iterdir()}
     assert all((tmp_path / "figures" / name).exists() for f in findings for name in f.figures)
     if paper == "kanai2021":  # (g) is judged as in the paper: each norm on a model trained under it

@@ -90,6 +90,8 @@ def test_verdict_rule_and_test_object():
     assert many.name.startswith("paired t-test") and stats.verdict(many) == "holds"
     record = holds.as_dict()
     assert set(record) >= {"name", "n", "effect", "ci95", "p_value", "alpha"} and isinstance(record["ci95"], list)
+    empty = stats.paired_test([], "left out")
+    assert stats.verdict(empty) == "inconclusive" and "nothing to test" in stats.explain(empty)
     negative = stats.rank_test([1, 2, 3, 4, 5], [5, 4, 3, 2, 1], "rho", sign=-1)
     assert negative.effect == 1.0 and stats.verdict(negative) == "holds"
     assert stats.combine([holds, unclear]) == "inconclusive"

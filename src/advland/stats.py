@@ -229,8 +229,8 @@ def paired_test(differences: list[float], what: str, *, alpha: float = ALPHA, se
     n ≤ EXACT_MAX_N, the one-sided paired t-test above; the CI is the t interval in both cases."""
     d = _finite(differences)
     n = len(d)
-    if n == 0:
-        raise ValueError(f"no paired differences to test ({what})")
+    if n == 0:  # every pair left out (e.g. unconverged estimates): nothing to test, never a verdict
+        return Test("no test (no usable pairs)", 0, math.nan, (math.nan, math.nan), 1.0, 1.0, alpha, math.inf, what)
     sd = float(d.std(ddof=1)) if n > 1 else math.nan
     if n <= EXACT_MAX_N:
         p, q, _ = sign_flip(differences, seed=seed)
@@ -265,6 +265,8 @@ def verdict(test: Test) -> Verdict:
 
 def explain(test: Test) -> str:
     """One sentence: the effect with its CI and p, and for an inconclusive verdict the smallest detectable effect."""
+    if test.n == 0:
+        return f"{test.what}: no usable values, nothing to test"
     low, high = test.ci95
     ci = f"95 % CI [{low:+.3g}, {high:+.3g}]" if math.isfinite(low) else "no CI (n < 2)"
     text = f"{test.what}: {test.effect:+.4g} ({ci}), n = {test.n}, p = {test.p_value:.3g}"

@@ -16,6 +16,7 @@ comparison start from the same random start (same seed), so the differences come
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,9 +75,10 @@ class Scattering:
     """Similarity between θ and θ' = θ + s·u, each in [-1, 1] (1: identical directions)."""
 
     cos_delta: float
-    """Mean over examples of cos(δ_i(θ), δ_i(θ')), δ = x' − x the adversarial perturbation."""
+    """Mean over examples of cos(δ_i(θ), δ_i(θ')), δ = x' − x the adversarial perturbation (NaN without a threat:
+    there is no perturbation)."""
     cos_sign_delta: float
-    """The same for sign δ."""
+    """The same for sign δ (NaN without a threat)."""
     cos_grad: float
     """cos(∇L_ε(θ), ∇L_ε(θ')) of the full-batch parameter gradients."""
     cos_grad_per_example: float
@@ -113,14 +115,15 @@ def gradient_scattering(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    threat: ThreatModel,
+    threat: ThreatModel | None,
     *,
     step: float = 1e-2,
     direction: torch.Tensor | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     seed: int = 0,
 ) -> Scattering:
-    """Gradient scattering between θ and θ + s·u, s = ``step``·‖θ‖ (``direction`` u, default random unit)."""
+    """Gradient scattering between θ and θ + s·u, s = ``step``·‖θ‖ (``direction`` u, default random unit);
+    without a threat (None) the gradients are those of the clean loss."""
     flat = FlatModel(model)
     x, y = flat.layout(x.to(flat.device)), y.to(flat.device)
     theta = flat.vector()
@@ -130,8 +133,8 @@ def gradient_scattering(
                           for point in (theta, theta + s * u))
     d0, d1 = x0 - x, x1 - x
     return Scattering(
-        cos_delta=_mean_cosine(d0, d1),
-        cos_sign_delta=_mean_cosine(d0.sign(), d1.sign()),
+        cos_delta=_mean_cosine(d0, d1) if threat is not None else math.nan,
+        cos_sign_delta=_mean_cosine(d0.sign(), d1.sign()) if threat is not None else math.nan,
         cos_grad=F.cosine_similarity(g0, g1, dim=0, eps=1e-12).item(),
         cos_grad_per_example=per_example_cosine(flat, theta, x0, theta + s * u, x1, y),
         step=s,

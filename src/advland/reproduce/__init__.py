@@ -31,7 +31,8 @@ def reproduce(paper: str, out: str | Path, *, budget: str = "quick", data: str =
     start = time.perf_counter()
     findings = [f for name, run in SUITES.items() if paper in (name, "all") for f in run(suite)]
     meta = {"papers": paper, "data": data, "budget": budget, "device": device,
-            "seconds": time.perf_counter() - start}
+            "seconds": time.perf_counter() - start, "smoke_test": suite.profile.smoke_test,
+            "data_settings": suite.describe()}
     for path in write_report(suite.out, findings, meta):
         log(f"wrote {path}")
     return findings

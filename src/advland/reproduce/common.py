@@ -2,7 +2,7 @@
 
 A suite trains runs through :class:`RunCache` (a finished run is reused, an interrupted one resumed),
 measures each finding of SPEC §9 and returns :class:`Finding` objects; :mod:`.report` writes them.
-Verdicts never come from one seed: a difference counts only when it exceeds the spread across seeds.
+Every verdict is the outcome of the tests of :mod:`advland.stats` (SPEC §9, statistics of verdicts).
 """
 
 from __future__ import annotations
@@ -13,25 +13,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from scipy.stats import spearmanr
 
+from .. import stats
 from ..config import Config, load_config
 from ..errors import AdvlandError
 from ..evaluate import correct_under_attack
 from ..run import Run, load
+from ..stats import Test, Verdict
 from ..threat import ThreatModel
 from ..train import train
 
-Verdict = Literal["holds", "does not hold", "inconclusive"]
 Log = Callable[[str], None]
 
 
 @dataclass
 class Finding:
-    """One finding of SPEC §9 as measured: the claim, the numbers, the settings and the verdict."""
+    """One finding of SPEC §9 as measured: the claim, the numbers, the settings, the test and its verdict."""
 
     key: str
     """SPEC §9 letter, e.g. "a"."""
@@ -41,48 +41,36 @@ class Finding:
     settings: dict[str, Any]
     verdict: Verdict
     reason: str
+    test: dict[str, Any]
+    """The test behind the verdict (:meth:`advland.stats.Test.as_dict`): name, n, effect, ci95, p_value,
+    alpha, ...; a multi-part claim has ``parts`` (one such object each) and the combining ``rule``."""
     figures: list[str] = field(default_factory=list)
     """PNG file names, relative to the report's figures/ folder."""
     paper_numbers: dict[str, Any] | None = None
     """The paper's own numbers at GPU scale (SPEC §8), where known."""
+    smoke_test: bool = False
+    """Measured on a smoke-test budget (quick, tiny): the verdict says nothing about the paper's claim."""
+
+
+def judge(parts: list[Test], note: str = "") -> tuple[Verdict, str, dict[str, Any]]:
+    """The verdict, the reason (each part's effect, CI and p, then ``note``) and the test object of one claim."""
+    if len(parts) == 1:
+        verdict, reason, record = stats.verdict(parts[0]), stats.explain(parts[0]), parts[0].as_dict()
+    else:
+        verdict = stats.combine(parts)
+        reason = "; ".join(f"{stats.explain(t)} [{stats.verdict(t)}]" for t in parts)
+        reason += f" (combined: {stats.COMBINE_RULE})"
+        record = {"name": f"{len(parts)} parts, combined", "rule": stats.COMBINE_RULE, "alpha": parts[0].alpha,
+                  "parts": [t.as_dict() for t in parts]}
+    return verdict, reason + (f"; {note}" if note else ""), record
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaNs are dropped."""
+    """Mean and sample standard deviation (0 for a single value); NaNs are dropped (descriptive only)."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def spread_verdict(differences: list[float], what: str) -> tuple[Verdict, str]:
-    """Verdict on per-seed differences d_s, positive meaning "as the paper claims".
-
-    holds: mean > 0 and |mean| > std across seeds; does not hold: mean < 0 and |mean| > std;
-    inconclusive otherwise, or with fewer than two seeds.
-    """
-    mean, std = mean_std(differences)
-    summary = f"{what}: mean {mean:+.4g} over {len(differences)} seeds, spread (std) {std:.3g}"
-    if len(differences) < 2 or math.isnan(mean):
-        return "inconclusive", f"{summary}; fewer than two seeds, no spread to compare with"
-    if abs(mean) <= std or mean == 0:
-        return "inconclusive", f"{summary}; the difference does not exceed the spread"
-    return ("holds", summary) if mean > 0 else ("does not hold", f"{summary}; the opposite of the claim")
-
-
-def combine(verdicts: list[tuple[Verdict, str]]) -> tuple[Verdict, str]:
-    """All parts hold → holds; any part contradicts → does not hold; otherwise inconclusive."""
-    names = [v for v, _ in verdicts]
-    verdict: Verdict = ("does not hold" if "does not hold" in names
-                        else "holds" if all(v == "holds" for v in names) else "inconclusive")
-    return verdict, "; ".join(f"{reason} [{v}]" for v, reason in verdicts)
-
-
-def rank_correlation(x: list[float], y: list[float]) -> float:
-    """Spearman's rank correlation (NaN with fewer than three points or constant inputs)."""
-    if len(x) < 3:
-        return math.nan
-    return float(spearmanr(x, y).statistic)
 
 
 @dataclass(frozen=True)
@@ -103,22 +91,25 @@ class Profile:
     test_n: int | None
     lrs: tuple[float, ...]
     """Learning rates of the PAS-vs-AT comparison (liu2020 f), relative to the dataset's own."""
-    lanczos_steps: int
+    lanczos_cap: int
+    """Most Lanczos steps (HVPs) for the top Hessian eigenvalues; Lanczos stops earlier once converged."""
     landscape_points: int
     extra: tuple[str, ...] = ()
     """Further config overrides (e.g. a tiny batch and validation split)."""
-
-
     eps_points: int = 4
     """How many of the dataset's ε-sweep values to train (the smallest and the largest are always kept)."""
+    smoke_test: bool = True
+    """Too small to decide anything: a check that every suite runs; its verdicts are labelled as such."""
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.2, 1.0), 3, 5,
+    "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.2, 1.0), 8, 5,
                     ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2),
-    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 6, 5, ("data.batch_size=128",)),
-    "full": Profile("full", (0, 1, 2), 20, 5, 512, 10, 20, None, (0.2, 1.0, 2.0, 6.0), 20, 9),
+    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 40, 5, ("data.batch_size=128",)),
+    "full": Profile("full", (0, 1, 2, 3, 4), 20, 5, 512, 10, 20, None, (0.2, 1.0, 2.0, 6.0), 100, 9,
+                    smoke_test=False),
 }
+"""Full: 5 seeds wherever seeds are compared (3 seeds cannot reach p < 0.05 with the exact sign-flip test)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +123,11 @@ class DataSettings:
     eps_sweep: tuple[float, ...]
     epochs: dict[str, int] = field(default_factory=dict)
     """Epochs per profile where the dataset needs its own (CIFAR-10: the papers' 200)."""
+    pas: str = "PAS, one long cycle"
+    """The PAS variant (f) is judged on: liu2020's own for this kind of data (MNIST: one long cycle, Adam;
+    CIFAR-10: cycles with restarts); see liu2020.pas_arms."""
+    budgets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Further overrides per profile (a training subset, a smaller test set) where the dataset needs its own."""
 
 
 DATASETS: dict[str, DataSettings] = {
@@ -146,7 +142,7 @@ DATASETS: dict[str, DataSettings] = {
     "cifar10": DataSettings("cifar10", ("data.name=cifar10", "data.root=data", "data.batch_size=128",
                                         "data.augment=crop_flip", "data.val_fraction=0.02",
                                         "model.name=preact_resnet18", "threat.bn_mode=train"),
-                            8 / 255, 0.1, (0.0, 2 / 255, 4 / 255, 8 / 255), {"full": 200, "quick": 30}),
+                            8 / 255, 0.1, (0.0, 2 / 255, 4 / 255, 8 / 255), {"full": 200, "quick": 30}, "PAS, cycles"),
 }
 
 
@@ -161,6 +157,8 @@ class Suite:
     log: Log
     progress: bool = False
     """Show the trainer's progress bars."""
+    _splits: dict[str, Any] = field(default_factory=dict, repr=False)
+    """Loaded data splits by data settings and seed."""
 
     @property
     def epochs(self) -> int:
@@ -171,6 +169,14 @@ class Suite:
         """The ε values of liu2020's sweep under this budget."""
         values = self.data.eps_sweep
         return values if len(values) <= self.profile.eps_points else (*values[: self.profile.eps_points - 1], values[-1])
+
+    def describe(self) -> dict[str, Any]:
+        """What the report states about the training recipe of this dataset and budget."""
+        p = self.profile
+        return {"overrides": [*self.data.base, *p.extra, *self.data.budgets.get(p.name, ())], "eps": self.data.eps,
+                "lr": self.data.lr, "epochs": self.epochs, "train_pgd_steps": p.steps, "eval_pgd_steps": p.eval_steps,
+                "analysis_examples": p.analysis_n, "analysis_pgd_steps": p.analysis_steps, "seeds": list(p.seeds),
+                "test_examples": p.test_n or "all"}
 
     @property
     def figures(self) -> Path:
@@ -184,7 +190,7 @@ class Suite:
         base = [*d.base, f"threat.eps={d.eps}", f"threat.steps={p.steps}", f"threat.step_size={2.5 * d.eps / p.steps}",
                 "objective.name=at", "optimizer.name=sgd", f"optimizer.lr={d.lr}", "schedule.lr=piecewise",
                 f"epochs={self.epochs}", f"eval.steps={p.eval_steps}", f"device={self.device}",
-                f"out_dir={self.out / 'runs'}", *p.extra]
+                f"out_dir={self.out / 'runs'}", *p.extra, *d.budgets.get(p.name, ())]
         if p.test_n:
             base.append(f"eval.test_n={p.test_n}")
         return base + extra
@@ -219,12 +225,15 @@ class Suite:
             return None
         return ThreatModel(norm=norm, eps=eps, step_size=eps / 4, steps=self.profile.analysis_steps)
 
-    def analysis_data(self, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
-        """The first ``analysis_n`` examples of a split (train by default), for landscape analyses."""
+    def analysis_data(self, config: Config, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``analysis_n`` examples of the training split of the run with ``config`` (its own seed's
+        carve, so never its validation examples), or the first ``test_n`` test examples, for analyses."""
         from ..build import build_data
 
-        config = load_config(None, self.overrides([]))
-        data = build_data(config)
+        key = f"{config.data.model_dump_json()} seed={config.seed}"
+        if key not in self._splits:
+            self._splits[key] = build_data(config)
+        data = self._splits[key]
         x, y = (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
         n = self.profile.analysis_n if split == "train" else self.profile.test_n
         return x[:n], y[:n]
@@ -254,12 +263,13 @@ def make_suite(out: Path, budget: str, dataset: str, device: str, log: Log, prog
     return Suite(out, PROFILES[budget], DATASETS[dataset], device, log, progress)
 
 
-def epochs_to_reach(accuracies: list[float], threshold: float, chance: float) -> float:
+def epochs_to_reach(accuracies: list[float], threshold: float, chance: float) -> tuple[float, bool]:
     """Epochs (linearly interpolated, starting from ``chance`` at epoch 0) until accuracy first reaches
-    ``threshold``; len(accuracies) + 1 if it never does (censored)."""
+    ``threshold``, and whether the run is censored: one that never reaches it gets the censoring bound
+    len(accuracies) (its true value is larger) and True."""
     previous = chance
     for epoch, acc in enumerate(accuracies, 1):
         if acc >= threshold:
-            return epoch - 1 + (threshold - previous) / max(acc - previous, 1e-12)
+            return epoch - 1 + (threshold - previous) / max(acc - previous, 1e-12), False
         previous = acc
-    return float(len(accuracies) + 1)
+    return float(len(accuracies)), True

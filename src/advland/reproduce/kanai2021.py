@@ -10,7 +10,8 @@ from .. import landscape as L
 from ..attacks import pgd
 from ..plots.reproduce import plot_bars
 from ..run import Run
-from .common import Finding, Suite, combine, mean_std, spread_verdict
+from .. import stats
+from .common import Finding, Suite, judge, mean_std
 
 PAPER = "kanai2021"
 ENTROPY_SGD = ("optimizer.name=entropy_sgd", "optimizer.lr=1.0", "optimizer.nesterov=true", "optimizer.L=5",
@@ -52,19 +53,22 @@ def _own_norm(suite: Suite, linf: dict, x: torch.Tensor, y: torch.Tensor, seed: 
 def lipschitz(suite: Suite) -> Finding:
     """(g) as in the paper, each norm on a model adversarially trained under it; and both norms on the same
     L∞-trained and clean models."""
-    x, y = suite.analysis_data()
     seeds = suite.profile.seeds
     suite.log("kanai2021 (g): gradient Lipschitz estimates under L∞ and L2")
-    table = {kind: [_lipschitz_pair(suite, suite.model(suite.at_run(s, eps)), x, y, s) for s in seeds]
+    # every run of a seed carves the same training split: the analyses use that seed's own training examples
+    data = {s: suite.analysis_data(suite.at_run(s).config()) for s in seeds}
+    table = {kind: [_lipschitz_pair(suite, suite.model(suite.at_run(s, eps)), *data[s], s) for s in seeds]
              for kind, eps in (("L∞-AT", None), ("clean", 0.0))}
-    own = [_own_norm(suite, row, x, y, s) for row, s in zip(table["L∞-AT"], seeds)]
+    own = [_own_norm(suite, row, *data[s], s) for row, s in zip(table["L∞-AT"], seeds)]
     measured = {"trained under each norm": {k: mean_std([r[k] for r in own]) for k in own[0]}}
     measured |= {f"{kind} model, both norms": {k: mean_std([r[k] for r in rows]) for k in rows[0]}
                  for kind, rows in table.items()}
-    verdict, reason = spread_verdict([math.log(r["linf_trained_linf"] / r["l2_trained_l2"]) for r in own],
-                                     "log(Lip of L∞-AT under L∞ / Lip of L2-AT under L2 at the matched budget)")
     same_model = {kind: mean_std([math.log(r["linf"] / r["l2_matched"]) for r in rows])[0] for kind, rows in table.items()}
-    reason += "; on one model, log(Lip L∞ / Lip L2 matched): " + ", ".join(f"{k} {v:+.2f}" for k, v in same_model.items())
+    verdict, reason, test = judge(
+        [stats.paired_test([math.log(r["linf_trained_linf"] / r["l2_trained_l2"]) for r in own],
+                           "log(Lip of L∞-AT under L∞ / Lip of L2-AT under L2 at the matched budget), per seed")],
+        "not judged, on one model, mean log(Lip L∞ / Lip L2 matched): "
+        + ", ".join(f"{k} {v:+.2f}" for k, v in same_model.items()))
     bars = {"L∞-AT, L∞": [r["linf_trained_linf"] for r in own], "L2-AT, L2": [r["l2_trained_l2"] for r in own]}
     bars |= {f"{kind} {k}": [r[k] for r in rows] for kind, rows in table.items() for k in ("linf", "l2_matched")}
     figure = plot_bars(bars, suite.figures / "kanai2021_g_lipschitz.png", ylabel="‖∇L(θ+Δ) − ∇L(θ)‖ / ‖Δ‖",
@@ -76,8 +80,9 @@ def lipschitz(suite: Suite) -> Finding:
                     "also reported: both norms on the same L∞-AT and clean models, and the enclosing L2 ball (ε√d)",
                     "matching": "L2 ε = mean ‖δ‖₂ of the L∞-PGD perturbations at the L∞-AT model (equal Euclidean size)",
                     "radius": "‖Δ‖ = 0.01‖θ‖, 2 random directions, attack re-run at θ + Δ",
-                    "models": "last weights", "seeds": list(seeds)},
-                   verdict, reason, [figure.name])
+                    "models": "last weights", "seeds": list(seeds),
+                    "examples": f"the first {suite.profile.analysis_n} of each seed's own training split"},
+                   verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
 
 
 def entropy_sgd(suite: Suite) -> Finding:
@@ -92,11 +97,11 @@ def entropy_sgd(suite: Suite) -> Finding:
     acc = {k: [r.summary()["test_robust_acc"] for r in rs] for k, rs in runs.items()}
     evals = {k: mean_std([sum(m["grad_evals"] for m in r.metrics()) for r in rs])[0] for k, rs in runs.items()}
     measured = {k: {"test_robust_acc": mean_std(v), "grad_evals": evals[k]} for k, v in acc.items()}
-    verdict, reason = combine([
-        spread_verdict([e - s for e, s in zip(acc["EntropySGD"], acc["SGD"])],
-                       "EntropySGD − SGD robust accuracy at equal epochs and gradient evaluations"),
-        spread_verdict([e - s for e, s in zip(acc["EntropySGD"], acc["SGD, equal updates"])],
-                       "EntropySGD − SGD robust accuracy at equal parameter updates")])
+    verdict, reason, test = judge([
+        stats.paired_test([e - s for e, s in zip(acc["EntropySGD"], acc["SGD"])],
+                          "EntropySGD − SGD robust accuracy at equal epochs and gradient evaluations, per seed"),
+        stats.paired_test([e - s for e, s in zip(acc["EntropySGD"], acc["SGD, equal updates"])],
+                          "EntropySGD − SGD robust accuracy at equal parameter updates, per seed")])
     figure = plot_bars(acc, suite.figures / "kanai2021_h_entropysgd.png", ylabel="test robust accuracy (PGD)",
                        title="AT: EntropySGD vs SGD")
     return Finding("h", PAPER, "EntropySGD improves robust accuracy over SGD in adversarial training.", measured,
@@ -104,7 +109,7 @@ def entropy_sgd(suite: Suite) -> Finding:
                     "budgets": "in this trainer an EntropySGD epoch uses each minibatch once (L = 5 inner steps per "
                     "update), so equal epochs = equal gradient evaluations (grad_evals measured); 'equal updates' "
                     f"trains SGD for {updates_epochs} epochs, as many parameter updates as EntropySGD makes"},
-                   verdict, reason, [figure.name])
+                   verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
 
 
 def run(suite: Suite) -> list[Finding]:

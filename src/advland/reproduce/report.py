@@ -15,8 +15,8 @@ from .common import Finding
 
 
 def _clean(value: Any) -> Any:
-    """JSON-ready: tuples to lists, NaN to None."""
-    if isinstance(value, float) and math.isnan(value):
+    """JSON-ready: tuples to lists, NaN and ±inf to None."""
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
         return {str(k): _clean(v) for k, v in value.items()}
@@ -38,16 +38,56 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+SMOKE = "smoke test"
+"""The label of every verdict measured on a smoke-test budget."""
+
+
+def verdict_label(f: Finding) -> str:
+    """The verdict as shown: prefixed "smoke test:" on a smoke-test budget."""
+    return f"{SMOKE}: {f.verdict}" if f.smoke_test else f.verdict
+
+
+def _parts(test: dict[str, Any]) -> list[dict[str, Any]]:
+    return test.get("parts", [test])
+
+
+def _num(value: Any, spec: str) -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def summarize_test(test: dict[str, Any]) -> str:
+    """effect [95 % CI], p of each part of a test object, e.g. "+0.031 [+0.004, +0.058], p = 0.031"."""
+    return "; ".join(f"{_num(t['effect'], '+.3g')} [{_num(t['ci95'][0], '+.3g')}, {_num(t['ci95'][1], '+.3g')}], "
+                     f"p = {_num(t['p_value'], '.3g')}" for t in _parts(test))
+
+
+def describe_test(test: dict[str, Any]) -> list[str]:
+    """One list item per part: what is tested, by which test, n, effect with its CI, p and α."""
+    lines = [f"- {t['what']}: {t['name']}, n = {t['n']}, effect {_num(t['effect'], '+.4g')} "
+             f"(95 % CI [{_num(t['ci95'][0], '+.4g')}, {_num(t['ci95'][1], '+.4g')}]), p = {_num(t['p_value'], '.3g')}, "
+             f"α = {t['alpha']:g}" for t in _parts(test)]
+    if "rule" in test:
+        lines.append(f"- combined: {test['rule']}")
+    lines += [f"- not judged: {t['what']}: effect {_num(t['effect'], '+.4g')} (95 % CI [{_num(t['ci95'][0], '+.4g')}, "
+              f"{_num(t['ci95'][1], '+.4g')}]), p = {_num(t['p_value'], '.3g')}" for t in test.get("supplementary", [])]
+    return lines
+
+
 def markdown(findings: list[Finding], meta: dict[str, Any]) -> str:
-    """The report as markdown: a summary table, then one section per finding with numbers and figures."""
+    """The report as markdown: a summary table, then one section per finding with its test, numbers and figures."""
     lines = [f"# advland reproduce: {meta['papers']}", "",
              f"data `{meta['data']}`, budget `{meta['budget']}`, device `{meta['device']}`, "
-             f"wall time {meta['seconds']:.0f} s", "",
-             "| finding | paper | claim | verdict |", "| --- | --- | --- | --- |"]
-    lines += [f"| ({f.key}) | {f.paper} | {f.claim} | **{f.verdict}** |" for f in findings]
+             f"wall time {meta['seconds']:.0f} s", ""]
+    if meta.get("smoke_test"):
+        lines += [f"**This is a {SMOKE}** (budget `{meta['budget']}`): it checks that every suite runs end to end. "
+                  "Its verdicts are labelled and say nothing about the papers' claims.", ""]
+    if meta.get("data_settings"):
+        lines += [f"Dataset settings: {_fmt(meta['data_settings'])}", ""]
+    lines += ["| finding | paper | claim | effect [95 % CI], p | verdict |", "| --- | --- | --- | --- | --- |"]
+    lines += [f"| ({f.key}) | {f.paper} | {f.claim} | {summarize_test(f.test)} | **{verdict_label(f)}** |" for f in findings]
     for f in findings:
-        lines += ["", f"## ({f.key}) {f.paper}: {f.claim}", "", f"**Verdict: {f.verdict}.** {f.reason}", "",
-                  "Measured:", ""]
+        lines += ["", f"## ({f.key}) {f.paper}: {f.claim}", "", f"**Verdict: {verdict_label(f)}.** {f.reason}", "",
+                  "Test:", "", *describe_test(f.test), "", "Measured:", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in f.measured.items()]
         lines += ["", "Settings:", ""] + [f"- {k}: {_fmt(v)}" for k, v in f.settings.items()]
         if f.paper_numbers:
@@ -97,7 +137,8 @@ def to_html(md: str, figures: Path) -> str:
 def write_report(out: Path, findings: list[Finding], meta: dict[str, Any]) -> list[Path]:
     """Write findings.json, report.md and report.html into ``out``; return their paths."""
     md = markdown(findings, meta)
-    data = {"meta": meta, "findings": [_clean(dataclasses.asdict(f)) for f in findings]}
+    data = {"meta": meta, "smoke_test": bool(meta.get("smoke_test")),
+            "findings": [_clean(dataclasses.asdict(f)) for f in findings]}
     paths = [out / "findings.json", out / "report.md", out / "report.html"]
     atomic_write_text(paths[0], json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(paths[1], md)

@@ -10,7 +10,8 @@ import numpy as np
 from .. import landscape as L
 from ..plots.reproduce import plot_lines, plot_scatter
 from ..run import Run
-from .common import Finding, Suite, combine, mean_std, rank_correlation, spread_verdict
+from .. import stats
+from .common import Finding, Suite, judge, mean_std
 
 PAPER = "wu2020"
 DISTANCE = 0.5
@@ -42,9 +43,10 @@ def _run(suite: Suite, objective: str, awp: bool, seed: int) -> Run:
     return suite.run(f"{objective}{'_awp' if awp else ''}_s{seed}", extra)
 
 
-def measure(suite: Suite, run: Run, which: str, seed: int, data: tuple) -> dict:
-    """1-D adversarial-loss landscape, its sharpness, and the robust generalization gap of one checkpoint."""
-    x, y, x_test, y_test = data
+def measure(suite: Suite, run: Run, which: str, seed: int) -> dict:
+    """1-D adversarial-loss landscape, its sharpness, and the robust generalization gap of one checkpoint, on the
+    run's own training examples (never its validation ones) and the first test examples."""
+    (x, y), (x_test, y_test) = suite.analysis_data(run.config()), suite.analysis_data(run.config(), "test")
     model = suite.model(run, which)
     curve = L.surface(model, x, y, dims=1, metrics=["adv_loss"], span=(-1.0, 1.0),
                       steps=suite.profile.landscape_points, threat=suite.threat(), seed=seed)
@@ -60,14 +62,11 @@ def measure(suite: Suite, run: Run, which: str, seed: int, data: tuple) -> dict:
 def run(suite: Suite) -> list[Finding]:
     """(i) sharpness vs gap across AT/TRADES/MART × {early stopping, last}; (j) the same with AWP."""
     seeds = suite.profile.seeds
-    data = (*suite.analysis_data(), *suite.analysis_data("test"))
     suite.log("wu2020 (i–j): AT, TRADES, MART with and without AWP; weight landscapes")
     variants = [(o, False) for o in ("at", "trades", "mart")] + [(o, True) for o in AWP_OBJECTIVES[suite.profile.name]]
-    table = {(o, awp, which, s): measure(suite, _run(suite, o, awp, s), which, s, data)
+    table = {(o, awp, which, s): measure(suite, _run(suite, o, awp, s), which, s)
              for o, awp in variants for s in seeds for which in ("best", "last")}
     plain = [(o, False, w) for o in ("at", "trades", "mart") for w in ("best", "last")]
-    per_seed = [rank_correlation([table[(*k, s)]["sharpness"] for k in plain], [table[(*k, s)]["gap"] for k in plain])
-                for s in seeds]
     points = {_label(*k): ([table[(*k, s)]["sharpness"] for s in seeds], [table[(*k, s)]["gap"] for s in seeds])
               for k in plain}
     fig_i = plot_scatter(points, suite.figures / "wu2020_i_sharpness_gap.png", xlabel=f"sharpness (loss rise at ±{DISTANCE})",
@@ -80,13 +79,17 @@ def run(suite: Suite) -> list[Finding]:
                for k in [(o, awp, w) for o, awp in variants for w in ("best", "last")]}
     settings = {"seeds": list(seeds), "epochs": suite.epochs, "sharpness": f"mean adversarial loss (PGD-{suite.profile.analysis_steps}, "
                 f"training examples) at ±{DISTANCE} along one filter-normalized random direction minus at 0",
-                "gap": "robust accuracy on the analysis training examples − on test examples, same PGD",
+                "gap": f"robust accuracy on the first {suite.profile.analysis_n} examples of the run's own training "
+                       "split − on test examples, same PGD",
                 "early stopping": "best checkpoint by validation robust accuracy; no early stopping: last"}
-    verdict_i, reason_i = spread_verdict(per_seed, "Spearman(sharpness, gap) over the 6 models of each seed")
+    keys = [(*k, s) for k in plain for s in seeds]
+    verdict_i, reason_i, test_i = judge([stats.rank_test(
+        [table[k]["sharpness"] for k in keys], [table[k]["gap"] for k in keys],
+        f"Spearman ρ(sharpness, gap) over all {len(plain)} models × {len(seeds)} seeds")])
     finding_i = Finding("i", PAPER, "Across AT, TRADES and MART, with and without early stopping, a flatter weight "
                         "landscape of the adversarial loss goes with a smaller robust generalization gap.",
-                        {"models": summary, "spearman_per_seed": per_seed}, settings, verdict_i, reason_i,
-                        [fig_i.name, fig_curves.name], PAPER_NUMBERS)
+                        {"models": summary}, settings, verdict_i, reason_i, test_i,
+                        [fig_i.name, fig_curves.name], PAPER_NUMBERS, suite.profile.smoke_test)
     return [finding_i, _awp_finding(suite, table, summary, settings)]
 
 
@@ -98,13 +101,15 @@ def _awp_finding(suite: Suite, table: dict, summary: dict, settings: dict) -> Fi
         return [float(np.mean([sign * (table[(o, False, "best", s)][metric] - table[(o, True, "best", s)][metric])
                                for o in objectives])) for s in seeds]
 
-    verdict, reason = combine([spread_verdict(diff("sharpness", +1), "sharpness without − with AWP"),
-                               spread_verdict(diff("gap", +1), "gap without − with AWP"),
-                               spread_verdict(diff("test_robust_acc", -1), "test robust accuracy with − without AWP")])
+    what = "(mean over objectives), per seed"
+    verdict, reason, test = judge([stats.paired_test(diff("sharpness", +1), f"sharpness without − with AWP {what}"),
+                                   stats.paired_test(diff("gap", +1), f"gap without − with AWP {what}"),
+                                   stats.paired_test(diff("test_robust_acc", -1),
+                                                     f"test robust accuracy with − without AWP {what}")])
     measured = {_label(o, awp, "best"): summary[_label(o, awp, "best")] for o in objectives for awp in (False, True)}
     return Finding("j", PAPER, "AWP flattens the weight landscape, shrinks the robust generalization gap and raises "
                    "test robust accuracy.", measured, {**settings, "awp_objectives": list(objectives),
                                                       "awp": "γ = 0.01 (AT) / 0.005 (TRADES, MART), one step, "
                                                              f"warm-up {awp_warmup(suite.epochs)} epochs"},
-                   verdict, reason, [], PAPER_NUMBERS)
+                   verdict, reason, test, [], PAPER_NUMBERS, suite.profile.smoke_test)
 
