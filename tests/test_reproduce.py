@@ -99,3 +99,14 @@ def test_mnist1d_recipe_trains_robust_models_above_chance(tmp_path):
     config = load_config(None, suite.overrides(["epochs=6", "eval.test_n=300", "name=recipe"]))
     summary = train(config, progress=False)
     assert summary["test_robust_acc"] > 0.3 and summary["eps"] == suite.data.eps
+
+
+def test_fashion_mnist_suite_settings_are_valid_configs(tmp_path):
+    # the recipe of `advland reproduce all --data fashion_mnist` at every budget: a seeded training subset,
+    # an MLP, at least 5 seeds at the full budget
+    for budget in ("tiny", "quick", "full"):
+        suite = make_suite(tmp_path, budget, "fashion_mnist", "cpu", lambda _: None)
+        config = load_config(None, suite.overrides(["seed=3", "name=check"]))
+        assert config.data.name == "fashion_mnist" and config.data.train_n and config.model.name == "mlp"
+        assert suite.profile.smoke_test == (budget != "full")
+    assert len(suite.profile.seeds) >= 5 and config.eval.test_n == 2000
