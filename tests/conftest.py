@@ -17,6 +17,16 @@ torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"  # and for the advland processes that tests start
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` run when a CUDA GPU is visible and are skipped otherwise."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def digits_at_run(tmp_path_factory):
     """A PGD-AT cnn_small trained for 6 epochs on digits (a few seconds); returns (trainer, summary)."""

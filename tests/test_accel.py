@@ -143,3 +143,12 @@ def test_training_epoch_reads_the_device_once(tmp_path, monkeypatch):
     record = trainer.train_epoch(0)
     assert calls == {"tolist": 1}
     assert 0 <= record["train_clean_acc"] <= 1 and record["perturb_norm"] > 0
+
+
+def test_training_data_stays_where_it_is_on_cpu():
+    from advland.build import DataSplits, resident_training_data
+
+    x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
+    data = DataSplits(x, y, x, y, x, y)
+    assert resident_training_data(data, "auto", CPU) is data
+    assert resident_training_data(data, True, CPU).x_train is x

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -51,6 +52,20 @@ def load_split(config: Config, split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def build_data(config: Config) -> DataSplits:
     return DataSplits(*load_split(config, "train"), *load_split(config, "val"), *load_split(config, "test"))
+
+
+RESIDENT_FRACTION = 0.25
+"""data.on_device=auto keeps the training set on a GPU when it takes at most this fraction of the free memory."""
+
+
+def resident_training_data(data: DataSplits, on_device: bool | str, device: torch.device) -> DataSplits:
+    """``data`` with the training split moved to ``device`` if ``on_device`` says so (auto: a GPU with room)."""
+    if on_device == "auto":
+        size = data.x_train.nbytes + data.y_train.nbytes
+        on_device = device.type == "cuda" and size <= RESIDENT_FRACTION * torch.cuda.mem_get_info(device)[0]
+    if not on_device:
+        return data
+    return dataclasses.replace(data, x_train=data.x_train.to(device), y_train=data.y_train.to(device))
 
 
 def build_model(config: Config) -> nn.Module:

@@ -150,6 +150,7 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
     from . import data as datasets
+    from .accel import evaluation_model
     from . import distributed
     from .build import resolve_device
     from .evaluate import evaluate
@@ -170,6 +171,7 @@ def evaluate_cmd(
         label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
     else:
         model, stem, label = opened.model(device), opened.checkpoint.stem, str(opened.checkpoint)
+    model = evaluation_model(model, device, config.eval.precision)  # fp32 unless the run's eval.precision says otherwise
     x, y = opened.data(split)
     if n is not None:
         x, y = x[:n], y[:n]

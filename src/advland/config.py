@@ -38,6 +38,9 @@ class DataConfig(Section):
     eval_batch_size: int = Field(500, gt=0)
     augment: Literal["none", "crop_flip"] = "none"
     """Training augmentation: crop_flip = random crop (zero padding 4) + horizontal flip, for images."""
+    on_device: Union[bool, Literal["auto"]] = "auto"
+    """Keep the training set on the training device (batches indexed and augmented there): auto = on a GPU
+    when it takes at most a quarter of the free GPU memory; a no-op on CPU."""
 
 
 class NormalizeConfig(Section):

@@ -55,6 +55,7 @@ from .build import (
     build_optimizer,
     build_perturbation,
     build_threat,
+    resident_training_data,
     resolve_device,
 )
 from . import distributed as dist
@@ -188,7 +189,8 @@ class Trainer:
             if config.optimizer.name == "entropy_sgd":
                 raise AdvlandError("optimizer.name=entropy_sgd is not supported under torchrun (its SGLD noise "
                                    "and inner loop are per process); train it on one process")
-        self.data = data if data is not None else build_data(config)
+        self.data = resident_training_data(data if data is not None else build_data(config), config.data.on_device,
+                                           self.device)
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.objective = build_objective(config)
         self.threat = build_threat(config)
@@ -264,7 +266,7 @@ class Trainer:
         With fixed shapes (a compiled model) the last partial batch is dropped."""
         n, size = len(self.data.y_train), self.config.data.batch_size
         generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator)
+        order = torch.randperm(n, generator=generator).to(self.data.x_train.device)  # index where the data lives
         smallest = size if self.accel.fixed_shapes else self.world_size
         for batch in order.split(size):  # this rank's contiguous part of each global batch
             if len(batch) >= smallest:
