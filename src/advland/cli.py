@@ -607,20 +607,22 @@ def flatness(
 @app.command("reproduce")
 def reproduce_cmd(
     paper: str = typer.Argument(..., help="liu2020, kanai2021, wu2020 or all."),
-    quick: bool = typer.Option(False, "--quick", help="The quick budget (all suites in about 10 min on 2 CPU cores)."),
-    data: str = typer.Option("digits", "--data", help="digits, mnist1d, mnist or cifar10."),
+    quick: bool = typer.Option(False, "--quick", help="The quick budget: a smoke test of every suite (under 10 min "
+                               "on 2 CPU cores), its verdicts labelled as such."),
+    data: str = typer.Option("digits", "--data", help="digits, mnist1d, fashion_mnist, mnist or cifar10."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report directory (default reproduce/<data>_<budget>)."),
     budget: Optional[str] = typer.Option(None, "--budget", hidden=True, help="tiny, quick or full (overrides --quick)."),
 ) -> None:
     """Reproduce the papers' findings (SPEC §9): train, measure, and write report.md/.html and findings.json."""
     from .reproduce import reproduce
+    from .reproduce.report import verdict_label
 
     budget = budget or ("quick" if quick else "full")
     findings = reproduce(paper, out or Path("reproduce") / f"{data}_{budget}", budget=budget, data=data,
                          device=device, log=typer.echo, progress=True)
     for f in findings:
-        typer.echo(f"({f.key}) {f.paper}: {f.verdict}")
+        typer.echo(f"({f.key}) {f.paper}: {verdict_label(f)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,11 +41,13 @@ def plot_seeds(x: Sequence[float], series: dict[str, Sequence[Sequence[float]]],
 
 
 def plot_bars(groups: dict[str, Sequence[float]], path: str | Path, *, ylabel: str, title: str) -> Path:
-    """One bar per group at its mean across seeds, the std as an error bar, every seed as a dot."""
+    """One bar per group at its mean across seeds, the std as an error bar, every seed as a dot (no bar for a
+    group without a finite value: nothing was measured)."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for i, (label, values) in enumerate(groups.items()):
         finite = [v for v in values if not math.isnan(v)]
-        ax.bar(i, np.mean(finite) if finite else 0.0, yerr=np.std(finite) if finite else 0.0, capsize=4, alpha=0.7)
+        if finite:
+            ax.bar(i, np.mean(finite), yerr=np.std(finite), capsize=4, alpha=0.7)
         ax.scatter([i] * len(finite), finite, color="black", s=10, zorder=3)
     ax.set_xticks(range(len(groups)), list(groups), rotation=20, fontsize=8)
     ax.set(ylabel=ylabel, title=title)

@@ -66,11 +66,12 @@ def judge(parts: list[Test], note: str = "") -> tuple[Verdict, str, dict[str, An
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value); NaNs are dropped (descriptive only)."""
+    """Mean and sample standard deviation (NaN for a single value: no spread is measured); NaNs are dropped
+    (descriptive only: verdicts come from advland.stats)."""
     values = [v for v in values if not math.isnan(v)]
     if not values:
         return math.nan, math.nan
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
 @dataclass(frozen=True)
