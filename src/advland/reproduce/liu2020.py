@@ -254,5 +254,5 @@ def pas_vs_at(suite: Suite) -> Finding:
 
 def run(suite: Suite) -> list[Finding]:
     """All liu2020 findings, (a) to (f)."""
-    suite.log("liu2020 (a): linear-model threshold on the synthetic task")
+    suite.log("liu2020 (a): linear-model threshold on the synthetic task and the dataset's first two classes")
     return [linear_threshold(suite), *eps_sweep(suite), pas_vs_at(suite)]
