@@ -64,7 +64,7 @@ def speed(args: argparse.Namespace) -> None:
             _synchronize(trainer.device)
             per_example = (time.perf_counter() - start) / (len(batches) * args.batch)
             compiled = trainer.accel.compile_seconds
-            note = f", compile {compiled:.0f} s (excluded)" if compiled is not None else ""
+            note = f", compile {compiled:.0f} s not counted" if compiled is not None else ""
             print(f"speed {args.model} PGD-10 AT {label}: {per_example * EPOCH:.1f} s per 50000-example epoch "
                   f"(batch {args.batch}, {len(batches)} iterations timed{note})", flush=True)
 

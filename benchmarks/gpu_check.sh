@@ -40,9 +40,9 @@ if [[ "${GPU_CHECK_DRY_RUN:-0}" == "1" ]]; then
     DEVICE=cpu
     export OMP_NUM_THREADS=1
     SPEED=(--model mlp --batch 4 --iterations 1)   # an MLP: compiling a CNN takes minutes on a busy CPU
-    SURFACE=(--model cnn_small --n 8 --clean-steps 3 --adv-steps 2 --attack-steps 1 --lanczos-steps 4)
+    SURFACE=(--model cnn_small --n 8 --clean-steps 3 --adv-steps 2 --attack-steps 1 --lanczos-steps 8)
     TRAIN=(epochs=1 data.train_n=128 data.val_fraction=0.002 eval.test_n=32 eval.steps=1 threat.steps=1)
-    EVAL_N=16
+    EVAL=(--n 16 --steps 2)
     TESTS=(-m "cuda")           # collected and skipped without a GPU: checks that they import
 else
     DEVICE=cuda
@@ -50,7 +50,7 @@ else
     SPEED=(--model preact_resnet18 --batch 128 --iterations 20)
     SURFACE=(--model preact_resnet18 --n 512 --clean-steps 21 --adv-steps 9 --attack-steps 10 --lanczos-steps 30)
     TRAIN=(epochs=2 eval.test_n=1000)
-    EVAL_N=1000
+    EVAL=(--n 1000)
     TESTS=(-m "cuda")
 fi
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -70,7 +70,7 @@ echo "== 4. advland train + eval on Fashion-MNIST"
 if [[ -f "$FASHION_MNIST_ROOT/train-images-idx3-ubyte.gz" || -f "$FASHION_MNIST_ROOT/train-images-idx3-ubyte" ]]; then
     advland train digits/at data.name=fashion_mnist "data.root=$FASHION_MNIST_ROOT" threat.eps=0.1 \
         threat.step_size=0.025 "device=$DEVICE" data.batch_size=64 "out_dir=$OUT" name=fmnist "${TRAIN[@]}" --no-progress
-    advland eval "$OUT/fmnist" --attacks pgd --n "$EVAL_N" --no-sanity --no-progress
+    advland eval "$OUT/fmnist" --attacks pgd "${EVAL[@]}" --no-sanity --no-progress
 else
     echo "Fashion-MNIST files not found in $FASHION_MNIST_ROOT: step skipped"
 fi
