@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
@@ -75,6 +74,7 @@ def train(
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
     from . import distributed
     from .config import load_config
+    from .jsonio import dumps
     from .train import train as run_training
 
     args = list(args or [])
@@ -84,7 +84,7 @@ def train(
     config = load_config(path, args)
     summary = run_training(config, progress=progress)
     if distributed.is_main():  # under torchrun only rank 0 prints
-        typer.echo(json.dumps(summary, indent=2))
+        typer.echo(dumps(summary, indent=2))
 
 
 @app.command("recipes")

@@ -343,14 +343,19 @@ def build_config(tree: dict[str, Any]) -> Config:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
     """Read a YAML config (a path, or the name of a shipped recipe such as ``digits/at``; the defaults when
-    path is None) and apply ``key=value`` overrides."""
+    path is None) and apply ``key=value`` overrides.
+
+    ``path`` may be a run directory: its config.yaml, with ``out_dir`` and ``name`` locating that
+    directory (so that ``advland train RUN --resume`` continues RUN even after it was moved).
+    """
     from . import recipes
 
     tree: dict[str, Any] = {}
+    run_dir = None
     if path is not None:
         path = recipes.resolve(path)
         if path.is_dir():
-            path = path / "config.yaml"
+            run_dir, path = path, path / "config.yaml"
         if not path.is_file():
             raise ConfigError(f"config error: no config file at {path}; give a YAML file or a recipe such as digits/at")
         try:
@@ -360,7 +365,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not isinstance(loaded, dict):
             raise ConfigError(f"config error: {path} must hold a mapping of keys to values")
         tree = loaded
-        if tree.get("name") is None and path.name != "config.yaml":
+        if run_dir is not None:  # a run directory is that run, wherever it was moved to
+            tree["out_dir"], tree["name"] = str(run_dir.resolve().parent), run_dir.resolve().name
+        elif tree.get("name") is None and path.name != "config.yaml":
             tree["name"] = path.stem
     tree = _merge(tree, parse_overrides(overrides or []))
     return build_config(tree)

@@ -13,24 +13,30 @@ Layout::
 
 Every file is written atomically (temporary file, fsync, rename), so a crash during a write
 leaves the previous version intact. Nothing is ever unpickled: weights are safetensors and the
-training state is read with ``torch.load(weights_only=True)``.
+training state is read with ``torch.load(weights_only=True)``. JSON is strict (:mod:`advland.jsonio`).
+A damaged or truncated weights or state file is reported in one line naming the file and what to
+do (:func:`load_weights`, :func:`load_state`), never as a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import zipfile
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import Config, dump_config, load_config
 from .errors import AdvlandError
+from .jsonio import dumps
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -116,20 +122,21 @@ class Run:
 
     def write_metrics(self, records: list[dict[str, Any]]) -> None:
         """Rewrite metrics.jsonl with one line per record (the trainer keeps the history in its state)."""
-        atomic_write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in records))
+        atomic_write_text(self.metrics_path, "".join(dumps(r) + "\n" for r in records))
 
     def metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        lines = self.metrics_path.read_text().splitlines()
+        return [_parse_json(line, self.metrics_path, f"line {i}") for i, line in enumerate(lines, 1) if line.strip()]
 
     def write_json(self, name: str, data: dict[str, Any]) -> Path:
         path = self.path / name
-        atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+        atomic_write_text(path, dumps(data, indent=2) + "\n")
         return path
 
     def summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else {}
+        return _parse_json(self.summary_path.read_text(), self.summary_path) if self.summary_path.exists() else {}
 
     def save_weights(self, which: str, model: nn.Module) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -139,15 +146,66 @@ class Run:
         atomic_write(self.state_path, lambda tmp: torch.save(state, tmp))
 
     def load_state(self) -> dict[str, Any]:
-        return torch.load(self.state_path, map_location="cpu", weights_only=True)
+        return load_state(self.state_path)
+
+
+class DamagedFileError(AdvlandError):
+    """A run file exists but cannot be read (truncated, overwritten, not the format its name says)."""
+
+
+def _parse_json(text: str, path: Path, where: str = "") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        at = f" ({where}: {error.msg})" if where else f" ({error.msg})"
+        raise DamagedFileError(f"{path} is damaged{at}; it is not valid JSON: restore it or re-create it "
+                               f"(metrics.jsonl is rewritten from checkpoints/state.pt by --resume)") from None
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of a reader's error: its first sentence (torch's unpickler explains more than applies here)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return "content that is not a checkpoint"
+    text = str(error).strip().splitlines()
+    return text[0].split(". ")[0][:120] if text else type(error).__name__
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors checkpoint (never executes pickled code)."""
+    """Read a safetensors checkpoint (never executes pickled code); a damaged file is one-line :class:`DamagedFileError`."""
     path = Path(path)
     if not path.is_file():
         raise AdvlandError(f"no checkpoint at {path}; give a run directory or a .safetensors file")
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise DamagedFileError(
+            f"{path} is damaged or truncated ({_first_line(error)}); use another checkpoint of the run "
+            f"(--which best/last) or train it again") from None
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    """Read a training state written by :meth:`Run.save_state` (``weights_only``: nothing is unpickled
+    beyond tensors and plain containers); a damaged file is one-line :class:`DamagedFileError`."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError, RuntimeError, ValueError) as error:
+        raise DamagedFileError(
+            f"{path} is damaged or truncated ({_first_line(error)}); the run cannot be resumed from it: its "
+            f"weights are still in checkpoints/last.safetensors; start again with overwrite=true or name=...") from None
+    if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
+        raise DamagedFileError(f"{path} is not a training state written by advland; start again with overwrite=true")
+    return state
+
+
+def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], path: str | Path) -> nn.Module:
+    """``model.load_state_dict(tensors)``, with a one-line error naming ``path`` when they do not fit."""
+    try:
+        model.load_state_dict(tensors)
+    except RuntimeError as error:
+        raise AdvlandError(f"the weights in {path} do not fit the model of the run's config.yaml "
+                           f"({_first_line(error)}); give the run directory the weights were trained in") from None
+    return model
 
 
 def resolve_checkpoint(target: str | Path, which: str = "best") -> tuple[Run, Path]:

@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, load_config
 from .errors import AdvlandError
+from .jsonio import finite_or_null
 from .run import Run, atomic_write_text
 
 
@@ -197,11 +198,12 @@ def collect(spec: SweepSpec, trials: list[Trial], statuses: dict[str, int]) -> l
 
 
 def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
+    """results.csv: one row per run; a number that is not finite (NaN: not defined) is an empty cell."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows(finite_or_null(row) for row in rows)
     atomic_write_text(path, buffer.getvalue())
     return path
 

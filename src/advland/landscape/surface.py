@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..jsonio import dumps
 from ..threat import ThreatModel
 from .directions import DirectionSpec, Normalization, random_directions
 from .errors import LandscapeError
@@ -67,13 +68,13 @@ class Landscape:
         paths = []
         if "json" in formats:
             paths.append(stem.parent / f"{stem.name}.json")
-            paths[-1].write_text(json.dumps(self.as_dict(), indent=1) + "\n")
+            paths[-1].write_text(dumps(self.as_dict(), indent=1) + "\n")
         if "npz" in formats:
             arrays = {f"coords_{i}": c for i, c in enumerate(self.coords)}
             arrays |= {f"values_{k}": v for k, v in self.values.items()}
             arrays |= {f"direction_{i}": d.detach().cpu().numpy() for i, d in enumerate(self.directions)}
             paths.append(stem.parent / f"{stem.name}.npz")
-            np.savez_compressed(paths[-1], info=json.dumps(self.info), **arrays)
+            np.savez_compressed(paths[-1], info=dumps(self.info), **arrays)
         return paths
 
     @classmethod

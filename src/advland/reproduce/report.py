@@ -5,24 +5,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
-import json
-import math
 from pathlib import Path
 from typing import Any
 
+from ..jsonio import dumps
 from ..run import atomic_write_text
 from .common import Finding
-
-
-def _clean(value: Any) -> Any:
-    """JSON-ready: tuples to lists, NaN and ±inf to None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 def _fmt(value: Any) -> str:
@@ -138,9 +126,9 @@ def write_report(out: Path, findings: list[Finding], meta: dict[str, Any]) -> li
     """Write findings.json, report.md and report.html into ``out``; return their paths."""
     md = markdown(findings, meta)
     data = {"meta": meta, "smoke_test": bool(meta.get("smoke_test")),
-            "findings": [_clean(dataclasses.asdict(f)) for f in findings]}
+            "findings": [dataclasses.asdict(f) for f in findings]}
     paths = [out / "findings.json", out / "report.md", out / "report.html"]
-    atomic_write_text(paths[0], json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(paths[0], dumps(data, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(paths[1], md)
     atomic_write_text(paths[2], to_html(md, out / "figures"))
     return paths
