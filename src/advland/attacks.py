@@ -3,6 +3,13 @@
 FGSM with random start is PGD with one step (see :func:`advland.threat.fgsm_rs`). Attacks take
 gradients with respect to the input only (``torch.autograd.grad``), so parameter gradients are
 neither accumulated nor computed.
+
+Two uses, two outputs: :func:`pgd` returns adversarial inputs (the last iterate, or per example
+the worst restart) for training; :func:`pgd_correct` is the evaluation attack and returns whether
+each example survived *every* point the attack visited: the clean input, every iterate of every
+restart and the final points. An example one iterate fooled is broken even if the attack later
+stepped away from the fooling point. It reads the logits the attack's forward already computed at
+each iterate, so it costs no extra forward per step.
 """
 
 from __future__ import annotations
@@ -140,7 +147,47 @@ def _pgd_restarts(model, x, y, threat, loss, start, generator, scale) -> torch.T
     return best_x
 
 
-def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale) -> torch.Tensor:
+def pgd_correct(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    *,
+    loss: AttackLoss = "ce",
+    start: Literal["uniform", "gaussian", "none"] = "uniform",
+    mode: BNMode | None = "eval",
+    generator: torch.Generator | None = None,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """Evaluation PGD: boolean mask (N,) on ``x``'s device, True where the model classifies the example
+    correctly at the clean input and at every iterate and final point of every restart (arguments as :func:`pgd`)."""
+    home = x.device
+    x = x.detach()
+    device = model_device(model)
+    if device is not None:
+        x, y = x.to(device), y.to(device)
+    if mode is not None and isinstance(model, nn.Module):
+        with bn_mode(model, mode):
+            return _correct_everywhere(model, x, y, threat, loss, start, generator, scale).to(home)
+    return _correct_everywhere(model, x, y, threat, loss, start, generator, scale).to(home)
+
+
+def _correct_everywhere(model, x, y, threat, loss, start, generator, scale) -> torch.Tensor:
+    with torch.no_grad():
+        clean_logits = model(x)
+    fooled = clean_logits.argmax(1) != y
+    if not threat.active:
+        return ~fooled
+    clean_log_probs = F.log_softmax(clean_logits, dim=1) if loss == "kl" else None
+    for _ in range(threat.restarts):
+        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale, fooled)
+        with torch.no_grad():
+            fooled |= model(x_adv).argmax(1) != y
+    return ~fooled
+
+
+def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale, fooled=None) -> torch.Tensor:
+    """One PGD run from a fresh start; with ``fooled`` (N,) given, examples misclassified at an iterate are marked in it."""
     if start == "uniform":
         x_adv = threat.random_start(x, generator)
     elif start == "gaussian":
@@ -150,7 +197,10 @@ def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scal
     for _ in range(threat.steps):
         x_adv.requires_grad_(True)
         with torch.enable_grad():
-            objective = per_example_loss(loss, model(x_adv), y, clean_log_probs).sum() * scale
+            logits = model(x_adv)
+            objective = per_example_loss(loss, logits, y, clean_log_probs).sum() * scale
             (grad,) = torch.autograd.grad(objective, x_adv)
+        if fooled is not None:
+            fooled |= logits.detach().argmax(1) != y
         x_adv = threat.project(threat.ascent_step(x_adv.detach(), grad), x).detach()
     return x_adv

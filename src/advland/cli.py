@@ -69,6 +69,8 @@ def _user_errors() -> tuple[type[Exception], ...]:
 def train(
     args: Optional[list[str]] = typer.Argument(None, help="A recipe (digits/at), CONFIG.yaml or a run directory, then key=value overrides."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this config."),
+    extend: bool = typer.Option(False, "--extend", help="With --resume: let epochs grow beyond the run's "
+                                "(recorded in the run; schedules relative to epochs change from then on)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
@@ -81,8 +83,10 @@ def train(
     path = args.pop(0) if args and "=" not in args[0] else None
     if resume:
         args.append("resume=true")
+    if extend and not resume:
+        raise AdvlandError("--extend continues a run for more epochs; use it with --resume")
     config = load_config(path, args)
-    summary = run_training(config, progress=progress)
+    summary = run_training(config, progress=progress, extend=extend)
     if distributed.is_main():  # under torchrun only rank 0 prints
         typer.echo(dumps(summary, indent=2))
 
@@ -140,7 +144,7 @@ def evaluate_cmd(
     attacks: str = typer.Option("pgd,cw,autoattack", help="Comma-separated subset of pgd, cw, autoattack."),
     steps: int = typer.Option(20, help="Iterations of PGD and CW (step eps/4, random start)."),
     n: Optional[int] = typer.Option(None, help="Evaluate on the first n test examples only."),
-    which: str = typer.Option("best", help="best (by validation robust accuracy) or last."),
+    which: str = typer.Option("best", help="best (selected on validation: summary.json's selected_on) or last."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the run's snapshot ensemble (mean softmax)."),
     split: str = typer.Option("test", help="test or val."),
     seed: int = typer.Option(0),
@@ -330,7 +334,7 @@ def landscape(
     steps: int = typer.Option(21, help="Grid points per direction."),
     norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
     zero_bias_bn: bool = typer.Option(True, "--zero-bias-bn/--keep-bias-bn", help="Zero the direction on biases and BatchNorm."),
-    seed: int = typer.Option(0, help="Seed of the directions (seed, seed + 1) and of the attack's start."),
+    seed: int = typer.Option(0, help="Seed of the directions (streams 0 and 1 of it: advland.seeds) and of the attack's start."),
     directions: str = typer.Option("random", help="random (Gaussian, normalized by --norm) or hessian (the top "
                                    "unit Hessian eigenvectors of the first metric's loss; --range in weight units)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
@@ -541,7 +545,7 @@ def gradients(
     from dataclasses import asdict
 
     from .landscape import gradient_lipschitz, gradient_norm, gradient_scattering
-    from .threat import ThreatModel
+    from .threat import ThreatModel, default_step_size
 
     if step <= 0 or radius <= 0 or directions < 1:
         raise AdvlandError("--step and --radius must be > 0 and --directions >= 1")
@@ -549,7 +553,10 @@ def gradients(
     opened, model, x, y = _analysis_inputs(target, which, split, n, source, given, "--eps-linf or --eps-l2")
     run, threat = opened.run, _threat_options(opened.config, None, None, None, None)
     root_d = math.sqrt(x[0].numel())
-    run_eps = {threat.norm: threat.eps}
+    run_eps = {threat.norm: threat.eps} if threat.eps > 0 else {}
+    if not run_eps and eps_linf is None and eps_l2 is None:
+        raise AdvlandError(f"{run.path} was trained with eps 0 (no attack), so it has no budget to analyse at; "
+                           f"give one with --eps-linf and/or --eps-l2")
     linf = eps_linf if eps_linf is not None else run_eps.get("linf", (eps_l2 or run_eps.get("l2", 0.0)) * 4 / root_d)
     l2 = eps_l2 if eps_l2 is not None else run_eps.get("l2", linf * root_d / 4)
     out = {"n": len(y), "data": split, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
@@ -557,7 +564,7 @@ def gradients(
         return
     _say(f"gradient statistics, {len(y)} {split} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
     for norm, eps in (("linf", linf), ("l2", l2)):
-        t = ThreatModel(norm, eps, 2.5 * eps / threat.steps, threat.steps)
+        t = ThreatModel(norm, eps, default_step_size(eps, threat.steps), threat.steps)
         scattering = gradient_scattering(model, x, y, t, step=step, seed=seed)
         lipschitz = gradient_lipschitz(model, x, y, t, radius=radius, n_directions=directions, seed=seed)
         out[norm] = {"threat": asdict(t), "grad_norm": gradient_norm(model, x, y, t, seed=seed),
@@ -578,6 +585,8 @@ def flatness(
     xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
     xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
     samples: int = typer.Option(10, help="Random perturbations for the average case."),
+    perturb: str = typer.Option("weights", help="weights (Stutz et al.: not normalization layers; not biases) "
+                                "or all (every parameter)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
@@ -591,10 +600,12 @@ def flatness(
 
     if xi_average < 0 or xi_worst < 0 or samples < 1:
         raise AdvlandError("--xi-average and --xi-worst must be >= 0 and --samples >= 1")
+    if perturb not in ("weights", "all"):
+        raise AdvlandError(f"--perturb must be weights or all, got {perturb!r}")
     opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
     run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size)
-    average = average_flatness(model, x, y, threat, xi=xi_average, n_samples=samples, seed=seed)
-    worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed)
+    average = average_flatness(model, x, y, threat, xi=xi_average, n_samples=samples, seed=seed, perturb=perturb)
+    worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed, perturb=perturb)
     out = {"n": len(y), "data": split, "checkpoint": which, "threat": asdict(threat),
            "average": asdict(average), "worst": asdict(worst)}
     if not _rank0():

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import AdvlandError
+from .threat import default_step_size
 
 
 class ConfigError(AdvlandError):
@@ -69,9 +70,10 @@ class ThreatConfig(Section):
     """Mode of the model while crafting training attacks (liu2020: eval; AWP code: train)."""
 
     def resolved_step_size(self) -> float:
+        """The given step size, or Madry et al.'s 2.5 * eps / steps (0 only when eps is 0: no attack)."""
         if self.step_size is not None:
             return self.step_size
-        return 2.5 * self.eps / max(self.steps, 1)
+        return default_step_size(self.eps, self.steps)
 
 
 class ObjectiveConfig(Section):

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .attacks import AttackLoss, pgd
+from .attacks import AttackLoss, pgd_correct
 from .threat import Norm, ThreatModel
 
 ATTACKS: tuple[str, ...] = ("pgd", "cw", "autoattack")
@@ -39,14 +39,12 @@ def correct_under_attack(
     loss: AttackLoss = "ce",
     batch_size: int = 500,
 ) -> torch.Tensor:
-    """Boolean mask (N,): whether the model still classifies each example correctly after PGD."""
+    """Boolean mask (N,): whether the model classifies each example correctly at every point PGD
+    visited (clean input, every iterate of every restart: :func:`advland.attacks.pgd_correct`)."""
     device = next(model.parameters()).device
     masks = []
     for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-        xb, yb = xb.to(device), yb.to(device)
-        x_adv = pgd(model, xb, yb, threat, loss=loss, mode="eval")
-        with torch.no_grad():
-            masks.append((model(x_adv).argmax(1) == yb).cpu())
+        masks.append(pgd_correct(model, xb.to(device), yb.to(device), threat, loss=loss, mode="eval").cpu())
     return torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)
 
 
@@ -83,18 +81,43 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def _runnable_autoattack(attack, n_classes: int) -> list[str]:
+    """Fit the configured AutoAttack to ``n_classes``: targeted attacks get at most n_classes - 1 target
+    classes, and APGD-T (targeted DLR loss: z_y - z_t over z_pi1 - (z_pi3 + z_pi4) / 2) is dropped below
+    4 classes, where it is undefined; return one line per change."""
+    notes = []
+    attack.apgd_targeted.n_target_classes = min(attack.apgd_targeted.n_target_classes, n_classes - 1)
+    attack.fab.n_target_classes = min(attack.fab.n_target_classes, n_classes - 1)
+    if "apgd-t" in attack.attacks_to_run and n_classes < 4:
+        attack.attacks_to_run = [a for a in attack.attacks_to_run if a != "apgd-t"]
+        notes.append(f"APGD-T cannot run with {n_classes} classes (its targeted DLR loss needs at least 4); "
+                     f"ran {', '.join(a.upper() for a in attack.attacks_to_run)}")
+    return notes
+
+
 def autoattack_correct(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Norm, eps: float, *, batch_size: int = 500, seed: int = 0
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Norm, eps: float, *, batch_size: int = 500, seed: int = 0,
+    attacks: list[str] | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
-    """Run the official standard AutoAttack; return the per-example robust mask and its warnings."""
+    """Run the official AutoAttack (``pyautoattack``); return the per-example robust mask and its warnings.
+
+    Args:
+        attacks: None for the standard version (APGD-CE, APGD-T, FAB-T, Square); otherwise the
+            package's ``version='custom'`` with these attacks (names as the package spells them,
+            e.g. ``["apgd-ce", "square"]``).
+    """
     from pyautoattack import AutoAttack
 
     if norm not in ("linf", "l2", "l1"):
         raise ValueError(f"AutoAttack supports linf, l2 and l1, not {norm}")
     device = next(model.parameters()).device
     wrapped = _AsImage(model, tuple(x.shape[1:])).eval()
+    version = "standard" if attacks is None else "custom"
     attack = AutoAttack(wrapped, eps=eps, norm={"linf": "Linf", "l2": "L2", "l1": "L1"}[norm],
-                        version="standard", seed=seed, device=device)
+                        version=version, attacks=attacks, seed=seed, device=device)
+    with torch.no_grad():
+        n_classes = wrapped(_image_view(x[:1]).to(device)).shape[1]
+    notes = _runnable_autoattack(attack, n_classes)
     collector = _Collect()
     logger = logging.getLogger("auto-attack")
     logger.addHandler(collector)
@@ -104,7 +127,7 @@ def autoattack_correct(
         logger.removeHandler(collector)
     with torch.no_grad():
         pred = predict(wrapped, x_adv, batch_size)
-    return pred == y.cpu(), collector.messages
+    return pred == y.cpu(), notes + collector.messages
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 A sweep file names a base config, the grid and what to report::
 
-    base: digits/at                         # a recipe name or a path to a YAML file
+    base: digits/at                         # a recipe name, or a YAML file (relative: to this file's folder)
     out_dir: runs/sweep_lr
     overrides: {epochs: 10}                 # applied to every run
     grid:                                   # every combination becomes one run
@@ -14,9 +14,17 @@ A sweep file names a base config, the grid and what to report::
     hue: objective.name                     # one line per value (mean and spread over the rest)
     resources: {cpus: 1, gpus: 0}           # per trial
 
+A ``base`` that is a YAML file (``.yaml``/``.yml``) and relative is resolved against the folder of
+the sweep file, so the sweep runs from any directory; any other ``base`` is a recipe name.
+``out_dir``, where the sweep writes, is relative to the current directory, as the ``out_dir`` of
+``advland train`` is.
+
 Every run is a separate ``advland train`` process, so a failing run cannot take the others down.
 A run whose ``summary.json`` exists is finished and skipped on re-launch; one with a saved
-training state is resumed; anything else starts afresh.
+training state is resumed; anything else starts afresh. Before anything runs, every finished or
+interrupted run is compared with the config the sweep file now gives it: a difference (the base
+config or the sweep's overrides changed under it) is refused in one line naming the run and the
+keys, since the table would otherwise mix runs of two configs.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from tqdm.auto import tqdm
 from .config import ConfigError, load_config
 from .errors import AdvlandError
 from .jsonio import finite_or_null
+from .resume import config_changes, describe_changes
 from .run import Run, atomic_write_text
 
 
@@ -84,7 +93,8 @@ class Trial:
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
-    """Read a sweep file (a path, or a shipped recipe such as ``sweeps/digits_lr``)."""
+    """Read a sweep file (a path, or a shipped recipe such as ``sweeps/digits_lr``); a relative YAML ``base``
+    becomes a path relative to the sweep file's folder."""
     from .recipes import resolve
 
     path = resolve(path)
@@ -98,6 +108,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
     for key in (spec.x, spec.hue):
         if key is not None and key not in spec.grid:
             raise AdvlandError(f"sweep error: x/hue key {key!r} is not in the grid ({', '.join(spec.grid)})")
+    base = Path(spec.base) if spec.base is not None else None
+    if base is not None and base.suffix in (".yaml", ".yml") and not base.is_absolute():
+        spec.base = str(path.parent / base)
     return spec
 
 
@@ -126,6 +139,18 @@ def expand(spec: SweepSpec) -> list[Trial]:
             raise AdvlandError(f"sweep error in run {name}: {error}") from None
         trials.append(Trial(name, values, overrides, Run(Path(spec.out_dir) / name)))
     return trials
+
+
+def check_unchanged(spec: SweepSpec, trials: list[Trial]) -> None:
+    """Refuse (one line) when a finished or interrupted run was made with another config than the sweep now gives it."""
+    for trial in trials:
+        if trial.status == "new" or not trial.run.config_path.exists():
+            continue
+        changes = config_changes(trial.run.config(), load_config(spec.base, trial.overrides))
+        if changes:
+            raise AdvlandError(f"sweep error: run {trial.run.path} was trained under another config than the sweep "
+                               f"now gives it ({describe_changes(changes)}); restore the sweep file and its base, "
+                               f"or give the sweep a new out_dir")
 
 
 def command(spec: SweepSpec, trial: Trial) -> list[str]:
@@ -215,6 +240,7 @@ def sweep(path: str | Path, *, executor: str = "local", workers: int = 2, addres
 
     spec = load_sweep(path)
     trials = expand(spec)
+    check_unchanged(spec, trials)
     todo = [t for t in trials if t.status != "finished"]
     if executor == "local":
         statuses = execute_local(spec, todo, workers, progress)

@@ -12,6 +12,8 @@ from typing import Literal
 
 import torch
 
+from .errors import AdvlandError
+
 Norm = Literal["linf", "l2", "l1"]
 NORMS: tuple[str, ...] = ("linf", "l2", "l1")
 
@@ -52,6 +54,15 @@ def _project_l1_ball(delta: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.where(inside[:, None], flat, projected).reshape_as(delta)
 
 
+class ThreatError(AdvlandError, ValueError):
+    """An impossible threat model (an unknown norm, a negative radius, an attack that cannot move)."""
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    """Madry et al.'s PGD step: 2.5 * eps / steps."""
+    return 2.5 * eps / max(steps, 1)
+
+
 @dataclass(frozen=True)
 class ThreatModel:
     """An L_p ball of radius ``eps`` intersected with the [0, 1] box, and PGD's step in it.
@@ -72,9 +83,13 @@ class ThreatModel:
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
-            raise ValueError(f"threat norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+            raise ThreatError(f"threat norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
         if self.eps < 0 or self.step_size < 0 or self.steps < 0 or self.restarts < 1:
-            raise ValueError("threat eps, step_size and steps must be >= 0 and restarts >= 1")
+            raise ThreatError("threat eps, step_size and steps must be >= 0 and restarts >= 1")
+        if self.eps > 0 and self.steps > 0 and self.step_size == 0:
+            raise ThreatError(f"a PGD attack with eps={self.eps:g} and {self.steps} steps of size 0 never moves; "
+                              f"give a step size > 0 (default rule 2.5*eps/steps = "
+                              f"{default_step_size(self.eps, self.steps):g})")
 
     @property
     def active(self) -> bool:
@@ -82,9 +97,10 @@ class ThreatModel:
         return self.eps > 0 and self.steps > 0
 
     def with_eps(self, eps: float) -> "ThreatModel":
-        """The same threat model at another radius, step size scaled so that alpha/eps is constant."""
+        """The same threat model at another radius, step size scaled so that alpha/eps is constant
+        (from eps 0, where there is no ratio to keep, the default rule 2.5 * eps / steps)."""
         if self.eps == 0:
-            return replace(self, eps=eps)
+            return replace(self, eps=eps, step_size=default_step_size(eps, self.steps))
         return replace(self, eps=eps, step_size=self.step_size * eps / self.eps)
 
     def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,17 @@ epoch.
 The trainer owns one run directory. After every epoch it writes, atomically, the full training
 state (weights, optimizer, RNG, metric history) so that ``resume`` continues to exactly the
 result of an uninterrupted run: the data order of epoch e is drawn from a generator seeded by
-(seed, e), and the global RNG that drives random attack starts is saved and restored.
+(seed, e), and the global RNG that drives random attack starts is saved and restored. A resume
+under a config that differs from the run's config.yaml is refused (:mod:`advland.resume`); an
+epoch whose training loss or weights stop being finite is never saved (:mod:`advland.divergence`).
+
+The checkpoint ``best`` is selected on the validation split by :func:`selection_criterion`: robust
+accuracy at the target eps for adversarial training, clean accuracy for clean training (or eps 0),
+and the last epoch when there is no validation split; summary.json says which (``selected_on``).
+
+Each module keeps its own training-mode flag: the flags the model had when handed to the trainer
+(a root in train mode; a root in eval mode means "all in train mode") are restored at the start
+of every epoch, so a user's frozen BatchNorm or eval-mode dropout stays as the user set it.
 
 Under ``torchrun`` (docs/scaling.md) the trainer is data-parallel: every process holds the whole
 model, takes its shard (batch_size / N examples) of every global minibatch of the same permutation,
@@ -60,6 +70,7 @@ from .build import (
 )
 from . import distributed as dist
 from .config import Config
+from .divergence import NonFiniteWatch, TrainingDiverged, diverged_message, finite_parameters
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import correct_under_attack, eval_threat, predict
@@ -67,8 +78,12 @@ from .objectives import LossOutput
 from .optim import EntropySGD
 from .plots.training import plot_training_curves
 from .load import user_model_config
+from .resume import check_resume, extension_record
 from .run import Run
 from .threat import ThreatModel
+
+Criterion = str
+"""``val_robust_acc``, ``val_clean_acc`` or ``last_epoch``: how the checkpoint ``best`` is selected."""
 
 
 class Callback(Protocol):
@@ -120,15 +135,27 @@ class EpochMeter:
         return loss, clean, robust, norms
 
 
+def selection_criterion(config: Config, n_val: int) -> Criterion:
+    """The record key the checkpoint ``best`` maximizes: clean validation accuracy for clean training
+    (whose robust accuracy at the config's eps is near 0 every epoch) and eps 0, robust validation
+    accuracy otherwise; without a validation split ``last_epoch`` (best is the last epoch's weights)."""
+    if n_val == 0:
+        return "last_epoch"
+    return "val_clean_acc" if config.objective.name == "clean" or config.threat.eps == 0 else "val_robust_acc"
+
+
 @dataclass
 class TrainState:
     """What is carried from epoch to epoch (and saved for resume)."""
 
     epoch: int = 0
     """Number of finished epochs."""
-    best_val_robust_acc: float = -1.0
+    best_score: float = -1.0
+    """The selection criterion's value at the best epoch."""
     best_epoch: int = -1
     history: list[dict[str, Any]] = field(default_factory=list)
+    extensions: list[dict[str, Any]] = field(default_factory=list)
+    """Resumes that extended ``epochs`` (:func:`advland.resume.extension_record`)."""
 
 
 class _ObjectiveLoss(nn.Module):
@@ -160,6 +187,8 @@ class Trainer:
         run: the run directory (default: ``config.out_dir/config.name``).
         callbacks: extra per-epoch hooks; those the config's ``track`` section asks for are added.
         progress: show progress bars.
+        extend: when resuming, allow ``config.epochs`` to exceed the run's (nothing else may differ);
+            the extension is recorded in state.pt, config.yaml and summary.json.
     """
 
     def __init__(
@@ -173,6 +202,7 @@ class Trainer:
         run: Run | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        extend: bool = False,
     ):
         if model is not None:
             config = config.model_copy(update={"model": user_model_config(model, config, model_factory, model_kwargs)})
@@ -211,6 +241,7 @@ class Trainer:
             self.ddp = DistributedDataParallel(_ObjectiveLoss(self.forward, self.objective), device_ids=ids,
                                                find_unused_parameters=config.distributed.find_unused_parameters)
             torch.manual_seed(config.seed + 1_000_003 * self.rank)  # different random attack starts per shard
+        self.train_modes = _training_modes(self.model, self.forward)
         self.optimizer = build_optimizer(config, self.model.parameters())
         self.perturbation = build_perturbation(config)
         if self.perturbation is not None and self.world_size > 1:
@@ -218,9 +249,13 @@ class Trainer:
         self.lr_schedule = build_lr_schedule(config)
         self.eps_schedule = build_eps_schedule(config)
         self.run = run if run is not None else self._prepare_run(config)
+        if config.resume:
+            check_resume(self.run, config, extend)
         self.callbacks = [*callbacks, *build_callbacks(config)]
         self.progress = progress and dist.is_main()
         self.state = TrainState()
+        self.criterion = selection_criterion(config, len(self.data.y_val))
+        self.watch = NonFiniteWatch()
         if config.data.augment == "crop_flip" and self.data.x_train.dim() != 4:
             raise AdvlandError("data.augment=crop_flip needs image data (N, C, H, W); use data.augment=none")
         if self.accel.fixed_shapes and len(self.data.y_train) < config.data.batch_size:
@@ -287,10 +322,8 @@ class Trainer:
         return self.perturbation.perturb(self.model, lambda: self.objective.loss(self.forward, x, x_adv, y).loss * scale)
 
     def _craft(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
-        """Adversarial inputs crafted on the current weights; leaves the model in train mode."""
-        x_adv = self.objective.perturb(self.forward, x, y, threat, self.config.threat.bn_mode)
-        self.forward.train()
-        return x_adv
+        """Adversarial inputs crafted on the current weights; every module's mode flag is restored after."""
+        return self.objective.perturb(self.forward, x, y, threat, self.config.threat.bn_mode)
 
     def _backward(self, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput:
         self.optimizer.zero_grad(set_to_none=True)
@@ -328,6 +361,7 @@ class Trainer:
     def _measure(self, meter: EpochMeter, step: StepResult, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add the step to the epoch's sums; the clean accuracy comes from the objective's clean logits
         where it has them (TRADES, MART), else from one no-grad forward in eval mode after the step (AT)."""
+        self.watch.observe(step.loss)
         clean_logits = step.logits_clean
         if clean_logits is None:
             with torch.no_grad(), bn_mode(self.forward, "eval"):
@@ -346,9 +380,12 @@ class Trainer:
         return x, y
 
     def train_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch of training; raises :class:`TrainingDiverged` when a loss or the weights are not finite."""
         batches = list(self.batches(epoch))
         n_batches = len(batches)
         meter = EpochMeter(self.device)
+        _set_modes(self.train_modes)
+        self.watch.start_epoch()
         if isinstance(self.optimizer, EntropySGD):
             self._entropy_sgd_epoch(epoch, batches, meter)
         else:
@@ -358,6 +395,7 @@ class Trainer:
                 t = self.progress_at(epoch, i, n_batches)
                 self.set_lr(self.lr_schedule(t))
                 self._measure(meter, self.train_step(x, y, self.threat_at(t), epoch), x, y)
+        self._check_finite(epoch, n_batches)
         loss, clean, robust, norms = meter.totals()
         n = meter.n
         if self.world_size > 1:  # sums over the processes; grad_evals and perturb_norm stay per process
@@ -371,6 +409,17 @@ class Trainer:
         if isinstance(self.optimizer, EntropySGD):
             record["entropy_gamma"] = self.optimizer.gamma()
         return record
+
+    def _check_finite(self, epoch: int, n_batches: int) -> None:
+        """Raise :class:`TrainingDiverged` on every process if any process saw a non-finite loss or weights."""
+        bad = self.watch.first_bad_batch()
+        if self.world_size > 1:
+            seen = [b for b in dist.all_gather_object(bad) if b >= 0]
+            bad = min(seen) if seen else -1
+        if bad < 0 and finite_parameters(self.model.parameters()):
+            return
+        raise TrainingDiverged(diverged_message(epoch + 1, bad, n_batches, self.config.optimizer.lr, self.state.epoch,
+                                                str(self.run.path)))
 
     def _entropy_sgd_epoch(self, epoch: int, batches: list[torch.Tensor], meter: EpochMeter) -> None:
         """Outer EntropySGD steps, each consuming the next ``closures_per_step`` minibatches of the epoch."""
@@ -400,12 +449,12 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Clean and PGD accuracy on the validation split at the target eps (the checkpoint criterion)."""
         x, y = self.data.x_val, self.data.y_val
-        if len(y) == 0:
+        if len(y) == 0:  # no validation split: NaN here, null in metrics.jsonl
             return {"val_clean_acc": math.nan, "val_robust_acc": math.nan}
-        self.model.eval()
         steps = self.config.eval.val_steps or max(self.threat.steps, 1)
         threat = ThreatModel(self.threat.norm, self.threat.eps, self.threat.eps / 4, steps)
-        clean, robust = self._accuracies(self.model, x, y, threat)
+        with bn_mode(self.model, "eval"):
+            clean, robust = self._accuracies(self.model, x, y, threat)
         return {"val_clean_acc": clean, "val_robust_acc": robust}
 
     def _accuracies(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> tuple[float, float]:
@@ -436,9 +485,10 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "epoch": self.state.epoch,
-            "best_val_robust_acc": self.state.best_val_robust_acc,
+            "best_score": self.state.best_score,
             "best_epoch": self.state.best_epoch,
             "history": self.state.history,
+            "extensions": self.state.extensions,
         }
         self.run.save_state(state)
         self.run.save_weights("last", self.model)
@@ -460,7 +510,13 @@ class Trainer:
             torch.manual_seed(self.config.seed + 1_000_003 * self.rank + saved["epoch"])
         if saved["cuda_rng"] and torch.cuda.is_available() and self.world_size == 1:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        self.state = TrainState(saved["epoch"], saved["best_val_robust_acc"], saved["best_epoch"], saved["history"])
+        best_score = saved.get("best_score", saved.get("best_val_robust_acc"))  # the key before issue 11
+        self.state = TrainState(saved["epoch"], best_score, saved["best_epoch"], saved["history"],
+                                saved.get("extensions", []))
+        if self.config.epochs != self.run.config().epochs:  # check_resume allowed it: extend was given
+            self.state.extensions.append(extension_record(self.state.epoch, self.run.config().epochs, self.config.epochs))
+            if dist.is_main():
+                self.run.write_config(self.config)
         if dist.is_main():
             self.run.write_metrics(self.state.history)
 
@@ -484,8 +540,8 @@ class Trainer:
             record["seconds"] = time.perf_counter() - start
             self.state.history.append(record)
             self.state.epoch = epoch + 1
-            if record["val_robust_acc"] > self.state.best_val_robust_acc or self.state.best_epoch < 0:
-                self.state.best_val_robust_acc = record["val_robust_acc"]
+            if self._improves(record):
+                self.state.best_score = record.get(self.criterion, math.nan)
                 self.state.best_epoch = epoch + 1
                 if dist.is_main():
                     self.run.save_weights("best", self.model)
@@ -505,6 +561,12 @@ class Trainer:
         dist.barrier()
         return summary
 
+    def _improves(self, record: dict[str, Any]) -> bool:
+        """Whether this epoch's weights become ``best`` under the run's selection criterion."""
+        if self.criterion == "last_epoch" or self.state.best_epoch < 0:
+            return True
+        return record[self.criterion] > self.state.best_score
+
     def test(self) -> dict[str, Any]:
         """Test clean and PGD accuracy of the best (by validation) and the last weights, and of the snapshot ensemble."""
         from .run import load_weights
@@ -515,7 +577,8 @@ class Trainer:
         summary: dict[str, Any] = {
             "epochs": self.state.epoch,
             "best_epoch": self.state.best_epoch,
-            "best_val_robust_acc": self.state.best_val_robust_acc,
+            "selected_on": self.criterion,
+            "best_score": self.state.best_score,
             "norm": self.threat.norm,
             "eps": self.threat.eps,
             "test_attack": f"pgd{threat.steps}",
@@ -523,6 +586,8 @@ class Trainer:
             "train_seconds": sum(r["seconds"] for r in self.state.history),
             "compile_seconds": self.accel.compile_seconds,
         }
+        if self.state.extensions:
+            summary["extensions"] = self.state.extensions
         self.model.load_state_dict(load_weights(self.run.weights_path("best")))
         summary.update(self._test_model(self.model, x, y, threat, ""))
         self.model.load_state_dict(last)
@@ -554,6 +619,18 @@ class Trainer:
 
 def _detached(tensor: torch.Tensor | None) -> torch.Tensor | None:
     return None if tensor is None else tensor.detach()
+
+
+def _training_modes(model: nn.Module, forward: nn.Module) -> list[tuple[nn.Module, bool]]:
+    """Each module's training flag as the model was handed over (a root in eval mode: all in train mode),
+    for every module of the training forward (its wrappers in train mode)."""
+    own = {module: module.training or not model.training for module in model.modules()}
+    return [(module, own.get(module, True)) for module in forward.modules()]
+
+
+def _set_modes(modes: list[tuple[nn.Module, bool]]) -> None:
+    for module, flag in modes:
+        module.training = flag
 
 
 def train(config: Config, **kwargs: Any) -> dict[str, Any]:

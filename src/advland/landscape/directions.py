@@ -27,6 +27,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..seeds import stream_seed
 from ..threat import ThreatModel
 from .errors import LandscapeError
 from .flat import FlatModel
@@ -83,8 +84,9 @@ def random_direction(flat: FlatModel, spec: DirectionSpec, theta: torch.Tensor |
 def random_directions(
     flat: FlatModel, count: int, *, seed: int = 0, norm: Normalization = "filter", zero_bias_bn: bool = True
 ) -> tuple[list[torch.Tensor], list[DirectionSpec]]:
-    """``count`` independent random directions (seeds seed, seed + 1, ...) and how each was drawn."""
-    specs = [DirectionSpec(seed + i, norm, zero_bias_bn) for i in range(count)]
+    """``count`` independent random directions (direction i from stream i of ``seed``:
+    :func:`advland.seeds.stream_seed`, recorded in its spec) and how each was drawn."""
+    specs = [DirectionSpec(stream_seed(seed, i), norm, zero_bias_bn) for i in range(count)]
     theta = flat.vector()
     return [random_direction(flat, spec, theta) for spec in specs], specs
 

@@ -13,11 +13,17 @@ report how much the robust loss RL(θ) = mean_i max_{x'} CE(f_θ(x'), y_i) (PGD)
 
 Defaults ξ = 0.5 (average) and ξ = 0.003 (worst) follow our reading of Stutz et al.'s figures
 **[unverified]**; both are arguments.
+
+What is perturbed (``perturb``): by default ``"weights"``, every parameter except those of
+normalization layers (BatchNorm, GroupNorm, LayerNorm, InstanceNorm), which Stutz et al. exclude,
+and except biases (our choice, as AWP's and Li et al.'s codes do; see docs/landscape.md);
+``"all"`` perturbs every parameter (advland's behaviour before issue 11).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +32,23 @@ from torch import nn
 from ..attacks import bn_mode
 from ..threat import ThreatModel
 from .flat import FlatModel
+from ..seeds import stream_seed
 from .losses import DEFAULT_BATCH, batches, generator, point_metrics
+
+Perturbed = Literal["weights", "all"]
+NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
+
+
+def perturbed_parameters(model: nn.Module, perturb: Perturbed = "weights") -> list[str]:
+    """Names of the parameters flatness perturbs: ``"weights"`` leaves out normalization layers and biases."""
+    if perturb not in ("weights", "all"):
+        raise ValueError(f"perturb must be weights or all, got {perturb!r}")
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    if perturb == "all":
+        return trainable
+    norm = {f"{prefix}.{name}".lstrip(".") for prefix, module in model.named_modules()
+            if isinstance(module, NORM_LAYERS) for name, _ in module.named_parameters(recurse=False)}
+    return [name for name in trainable if name not in norm and name.rsplit(".", 1)[-1] != "bias"]
 
 
 @dataclass
@@ -40,6 +62,8 @@ class Flatness:
     perturbed_losses: list[float] = field(default_factory=list)
     """RL(θ + ν) for each sampled or found ν."""
     xi: float = 0.0
+    perturbed: str = "weights"
+    """Which parameters were perturbed: "weights" (not normalization layers, not biases) or "all"."""
 
 
 def _norms(flat: FlatModel, theta: torch.Tensor) -> torch.Tensor:
@@ -79,15 +103,17 @@ def average_flatness(
     n_samples: int = 10,
     batch_size: int | None = DEFAULT_BATCH,
     seed: int = 0,
+    perturb: Perturbed = "weights",
 ) -> Flatness:
-    """Average-case flatness: mean of RL(θ + ν) − RL(θ) over ``n_samples`` random ν in B_ξ(θ)."""
-    flat = FlatModel(model)
+    """Average-case flatness: mean of RL(θ + ν) − RL(θ) over ``n_samples`` random ν in B_ξ(θ)
+    (sample s drawn from stream s + 1 of ``seed``: :func:`advland.seeds.stream_seed`)."""
+    flat = FlatModel(model, perturbed_parameters(model, perturb))
     x, y = flat.layout(x.to(flat.device)), y.to(flat.device)
     theta = flat.vector()
     base = _robust_loss(flat, theta, x, y, threat, batch_size, seed)
-    perturbations = [random_relative_perturbation(flat, theta, xi, seed + 1 + s) for s in range(n_samples)]
+    perturbations = [random_relative_perturbation(flat, theta, xi, stream_seed(seed, 1 + s)) for s in range(n_samples)]
     losses = [_robust_loss(flat, theta + nu, x, y, threat, batch_size, seed) for nu in perturbations]
-    return Flatness(sum(losses) / len(losses) - base, base, losses, xi)
+    return Flatness(sum(losses) / len(losses) - base, base, losses, xi, perturb)
 
 
 def worst_flatness(
@@ -101,6 +127,7 @@ def worst_flatness(
     weight_step: float | None = None,
     batch_size: int | None = DEFAULT_BATCH,
     seed: int = 0,
+    perturb: Perturbed = "weights",
 ) -> Flatness:
     """Worst-case flatness: RL(θ + ν*) − RL(θ), ν* from a joint ascent on weights and inputs.
 
@@ -108,8 +135,9 @@ def worst_flatness(
         steps: joint iterations (default: the threat's PGD steps).
         weight_step: length of each weight step as a fraction of the ball radius ξ·‖θ_l‖
             (default 2.5 / steps, Madry et al.'s rule for PGD).
+        perturb: "weights" (default: not normalization layers, not biases) or "all".
     """
-    flat = FlatModel(model)
+    flat = FlatModel(model, perturbed_parameters(model, perturb))
     x, y = flat.layout(x.to(flat.device)), y.to(flat.device)
     theta = flat.vector()
     steps = threat.steps if steps is None else steps
@@ -132,4 +160,4 @@ def worst_flatness(
             step = weight_step * radius * grad_nu / _norms(flat, grad_nu).clamp_min(1e-12)
             nu = _project(flat, nu + step, theta, xi)
     worst = _robust_loss(flat, theta + nu, x, y, threat, batch_size, seed)
-    return Flatness(worst - base, base, [worst], xi)
+    return Flatness(worst - base, base, [worst], xi, perturb)

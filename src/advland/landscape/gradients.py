@@ -26,6 +26,7 @@ from torch import nn
 from torch.func import grad, vmap
 
 from ..attacks import bn_mode
+from ..seeds import stream_seed
 from ..threat import ThreatModel
 from .directions import random_unit
 from .flat import FlatModel
@@ -185,5 +186,5 @@ def gradient_lipschitz(
     theta = flat.vector()
     r = radius * theta.norm().item()
     units = ([direction.to(theta) / direction.norm()] if direction is not None
-             else [random_unit(flat.size, seed=seed + i, like=theta) for i in range(n_directions)])
+             else [random_unit(flat.size, seed=stream_seed(seed, i), like=theta) for i in range(n_directions)])
     return Lipschitz(lipschitz_ratios(gradient, theta, [r * u for u in units]), r)

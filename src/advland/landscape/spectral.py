@@ -12,6 +12,10 @@ symmetric tensor. Costs are counted in operator products (Hessian-vector product
 * :func:`hutchinson` and :func:`hutchpp`: trace estimates (Hutchinson 1989; Meyer et al. 2021).
 * :func:`slq`: stochastic Lanczos quadrature (Ghorbani et al. 2019): the spectral density as a
   mixture of point masses, smoothed by a Gaussian kernel.
+
+Random draw k of an estimator called with ``seed`` (probe block, Lanczos start, SLQ probe) comes
+from stream k of that seed (:func:`advland.seeds.stream_seed`), so calls with different seeds
+never share probes.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from ..seeds import stream_seed
 from .errors import LandscapeError
 
 
@@ -109,7 +114,7 @@ def lanczos(
     if not 1 <= k <= size:
         raise LandscapeError(f"k must be between 1 and {size}, got {k}")
     steps = min(size, max_steps or max(100, 10 * k))
-    for alphas, betas, basis in _lanczos_steps(op, _gaussian(op, (size,), seed), steps):
+    for alphas, betas, basis in _lanczos_steps(op, _gaussian(op, (size,), stream_seed(seed, 0)), steps):
         if len(alphas) >= k and _ritz_converged(alphas, betas, k, tol):
             break
     theta, s = _tridiagonal_eigh(alphas, betas)
@@ -144,7 +149,7 @@ def power_iteration(
     products = 0
     converged = True
     for i in range(k):
-        v = _gaussian(op, (op.shape[0],), seed + i)
+        v = _gaussian(op, (op.shape[0],), stream_seed(seed, i))
         v = v / v.norm()
         previous = None
         for it in range(max_iter):
@@ -183,7 +188,7 @@ class TraceEstimate:
 
 def _probe_blocks(op: LinearOperator, count: int, block: int, seed: int) -> Iterator[torch.Tensor]:
     for start in range(0, count, block):
-        yield _rademacher(op, (op.shape[0], min(block, count - start)), seed + start)
+        yield _rademacher(op, (op.shape[0], min(block, count - start)), stream_seed(seed, start))
 
 
 def hutchinson(op: LinearOperator, n_probes: int = 100, *, block: int = 10, seed: int = 0) -> TraceEstimate:
@@ -210,9 +215,9 @@ def hutchpp(op: LinearOperator, n_products: int = 99, *, seed: int = 0) -> Trace
     size = op.shape[0]
     sketch = min(n_products // 3, size)
     n_rest = n_products - 2 * sketch
-    q, _ = torch.linalg.qr(op @ _rademacher(op, (size, sketch), seed))
+    q, _ = torch.linalg.qr(op @ _rademacher(op, (size, sketch), stream_seed(seed, 0)))
     top = torch.trace(q.T @ (op @ q)).item()
-    g = _rademacher(op, (size, n_rest), seed + 1)
+    g = _rademacher(op, (size, n_rest), stream_seed(seed, 1))
     g = g - q @ (q.T @ g)
     rest = (g * (op @ g)).sum(dim=0).double() if n_rest else torch.zeros(1, dtype=torch.float64)
     std = rest.std().item() / math.sqrt(n_rest) if n_rest > 1 else math.nan
@@ -261,7 +266,7 @@ def slq(op: LinearOperator, n_probes: int = 5, steps: int = 60, *, seed: int = 0
     weights = np.zeros((n_probes, steps))
     products = 0
     for r in range(n_probes):
-        start = _rademacher(op, (op.shape[0],), seed + r)
+        start = _rademacher(op, (op.shape[0],), stream_seed(seed, r))
         *_, (alphas, betas, _) = _lanczos_steps(op, start, steps)  # all steps; keep the last state
         theta, s = _tridiagonal_eigh(alphas, betas)
         nodes[r, : len(theta)], weights[r, : len(theta)] = theta, s[0] ** 2

@@ -167,8 +167,8 @@ def surface(
 ) -> Landscape:
     """A 1-D curve or 2-D surface of ``metrics`` around the model's weights along random directions.
 
-    The directions are Gaussian, normalized by ``norm`` (filter, layer, none), drawn with seeds
-    ``seed`` and ``seed + 1`` (recorded in ``info["directions"]`` and saved as vectors); pass
+    The directions are Gaussian, normalized by ``norm`` (filter, layer, none), drawn from streams
+    0 and 1 of ``seed`` (:func:`advland.seeds.stream_seed`; the seeds are recorded in ``info["directions"]`` and saved as vectors); pass
     ``directions`` (e.g. Hessian eigenvectors) to use your own. The grid is ``steps`` points
     per axis over ``span`` (default [-1, 1]). The other arguments are those of :func:`evaluate_grid`.
     """
