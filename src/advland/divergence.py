@@ -1,9 +1,9 @@
 """Stop a diverged training at the first non-finite loss, before anything of that epoch is saved.
 
-The watch never waits on the device inside an epoch: every step folds ``isfinite(loss)`` into a
-device tensor holding the index of the first bad minibatch, and :meth:`NonFiniteWatch.check`
-reads it once at the end of the epoch (with a check that the weights themselves are finite, which
-catches an update that overflowed on the epoch's last step). A bad epoch raises
+The watch never waits on the device: every step folds ``isfinite(loss)`` into a device tensor
+holding the index of the first bad minibatch, and :meth:`NonFiniteWatch.summary` adds whether the
+weights themselves are finite (which catches an update that overflowed on the epoch's last step);
+the trainer reads both with the epoch's statistics, in its one device-to-host read per epoch. A bad epoch raises
 :class:`TrainingDiverged` before validation and checkpointing, so the run directory keeps the last
 good epoch: checkpoints, ``state.pt`` and ``metrics.jsonl`` stay intact and resumable.
 """
@@ -40,15 +40,13 @@ class NonFiniteWatch:
         self.first_bad = torch.where(fresh, torch.full_like(self.first_bad, self.steps), self.first_bad)
         self.steps += 1
 
-    def first_bad_batch(self) -> int:
-        """Index of the first minibatch with a non-finite loss this epoch, or -1 (one device read)."""
-        return -1 if self.first_bad is None else int(self.first_bad.item())
-
-
-def finite_parameters(parameters: Iterable[torch.Tensor]) -> bool:
-    """Whether every parameter entry is finite (one device read)."""
-    flags = [torch.isfinite(p.detach()).all() for p in parameters]
-    return bool(torch.stack(flags).all().item()) if flags else True
+    def summary(self, parameters: Iterable[torch.Tensor], device: torch.device) -> torch.Tensor:
+        """(index of the first minibatch with a non-finite loss or -1, 1 if every weight is finite else 0),
+        float64 on ``device``, not read."""
+        first = self.first_bad if self.first_bad is not None else torch.full((), -1, dtype=torch.long, device=device)
+        finite = [torch.isfinite(p.detach()).all() for p in parameters]
+        all_finite = torch.stack(finite).all() if finite else torch.ones((), dtype=torch.bool, device=device)
+        return torch.stack([first.to(device, torch.float64), all_finite.to(device, torch.float64)])
 
 
 def diverged_message(epoch: int, batch: int, n_batches: int, lr: float, kept_epoch: int, run: str) -> str:

@@ -70,7 +70,7 @@ from .build import (
 )
 from . import distributed as dist
 from .config import Config
-from .divergence import NonFiniteWatch, TrainingDiverged, diverged_message, finite_parameters
+from .divergence import NonFiniteWatch, TrainingDiverged, diverged_message
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import correct_under_attack, eval_threat, predict
@@ -129,10 +129,10 @@ class EpochMeter:
         self.grad_evals += step.grad_evals
         self.perturb_steps += step.perturb_norm is not None
 
-    def totals(self) -> tuple[float, float, float, float]:
-        """(loss * n, clean, robust, sum of ||v||) summed over the epoch: the one device-to-host read."""
-        loss, clean, robust, norms = self.sums.tolist()
-        return loss, clean, robust, norms
+    def totals(self, *extra: torch.Tensor) -> list[float]:
+        """(loss * n, clean, robust, sum of ||v||) summed over the epoch, then the entries of ``extra``
+        (float64 device tensors read along): the one device-to-host read."""
+        return torch.cat([self.sums, *extra]).tolist()
 
 
 def selection_criterion(config: Config, n_val: int) -> Criterion:
@@ -395,8 +395,9 @@ class Trainer:
                 t = self.progress_at(epoch, i, n_batches)
                 self.set_lr(self.lr_schedule(t))
                 self._measure(meter, self.train_step(x, y, self.threat_at(t), epoch), x, y)
-        self._check_finite(epoch, n_batches)
-        loss, clean, robust, norms = meter.totals()
+        loss, clean, robust, norms, first_bad, weights_finite = meter.totals(self.watch.summary(self.model.parameters(),
+                                                                                               self.device))
+        self._check_finite(epoch, n_batches, int(first_bad), weights_finite == 1)
         n = meter.n
         if self.world_size > 1:  # sums over the processes; grad_evals and perturb_norm stay per process
             loss, clean, robust, n = dist.sum_floats(loss, clean, robust, n)
@@ -410,13 +411,12 @@ class Trainer:
             record["entropy_gamma"] = self.optimizer.gamma()
         return record
 
-    def _check_finite(self, epoch: int, n_batches: int) -> None:
+    def _check_finite(self, epoch: int, n_batches: int, bad: int, weights_finite: bool) -> None:
         """Raise :class:`TrainingDiverged` on every process if any process saw a non-finite loss or weights."""
-        bad = self.watch.first_bad_batch()
         if self.world_size > 1:
             seen = [b for b in dist.all_gather_object(bad) if b >= 0]
             bad = min(seen) if seen else -1
-        if bad < 0 and finite_parameters(self.model.parameters()):
+        if bad < 0 and weights_finite:
             return
         raise TrainingDiverged(diverged_message(epoch + 1, bad, n_batches, self.config.optimizer.lr, self.state.epoch,
                                                 str(self.run.path)))
