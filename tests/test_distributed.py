@@ -73,7 +73,7 @@ def _train_worker(rank: int, world: int, port: int, out: str, overrides: list[st
         summary = Trainer(config, progress=False).fit()
         resumed = load_config("digits/at", [f"out_dir={out}", *overrides, "resume=true",
                                                           f"epochs={config.epochs + 1}"])
-        summary2 = Trainer(resumed, progress=False).fit()
+        summary2 = Trainer(resumed, progress=False, extend=True).fit()  # one more epoch: a recorded extension
         if rank == 0:
             with open(os.path.join(out, "summaries.json"), "w") as handle:
                 json.dump([summary, summary2], handle)

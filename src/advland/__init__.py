@@ -10,7 +10,7 @@ Quick use from Python::
 """
 
 from . import data, landscape
-from .attacks import pgd
+from .attacks import pgd, pgd_correct
 from .config import Config, load_config
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError

@@ -103,17 +103,24 @@ def pgd(
     With ``threat.restarts > 1`` the per-example worst case is kept: a misclassifying restart
     beats a correct one, and among equals the larger loss wins.
     """
+    if not threat.active:
+        return x.detach().clone()
+    return _on_model_device(model, x, y, mode,
+                            lambda xd, yd: _pgd_restarts(model, xd, yd, threat, loss, start, generator, scale))
+
+
+def _on_model_device(model, x: torch.Tensor, y: torch.Tensor, mode: BNMode | None,
+                     attack: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``attack(x, y)`` with x, y on the model's device and the model in ``mode``; the result on ``x``'s device."""
     home = x.device
     x = x.detach()
-    if not threat.active:
-        return x.clone()
     device = model_device(model)
     if device is not None:
         x, y = x.to(device), y.to(device)
     if mode is not None and isinstance(model, nn.Module):
         with bn_mode(model, mode):
-            return _pgd_restarts(model, x, y, threat, loss, start, generator, scale).to(home)
-    return _pgd_restarts(model, x, y, threat, loss, start, generator, scale).to(home)
+            return attack(x, y).to(home)
+    return attack(x, y).to(home)
 
 
 def model_device(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> torch.device | None:
@@ -147,29 +154,13 @@ def _pgd_restarts(model, x, y, threat, loss, start, generator, scale) -> torch.T
     return best_x
 
 
-def pgd_correct(
-    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    y: torch.Tensor,
-    threat: ThreatModel,
-    *,
-    loss: AttackLoss = "ce",
-    start: Literal["uniform", "gaussian", "none"] = "uniform",
-    mode: BNMode | None = "eval",
-    generator: torch.Generator | None = None,
-    scale: float = 1.0,
-) -> torch.Tensor:
+def pgd_correct(model: nn.Module | Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                threat: ThreatModel, *, loss: AttackLoss = "ce", start: Literal["uniform", "gaussian", "none"] = "uniform",
+                mode: BNMode | None = "eval", generator: torch.Generator | None = None, scale: float = 1.0) -> torch.Tensor:
     """Evaluation PGD: boolean mask (N,) on ``x``'s device, True where the model classifies the example
     correctly at the clean input and at every iterate and final point of every restart (arguments as :func:`pgd`)."""
-    home = x.device
-    x = x.detach()
-    device = model_device(model)
-    if device is not None:
-        x, y = x.to(device), y.to(device)
-    if mode is not None and isinstance(model, nn.Module):
-        with bn_mode(model, mode):
-            return _correct_everywhere(model, x, y, threat, loss, start, generator, scale).to(home)
-    return _correct_everywhere(model, x, y, threat, loss, start, generator, scale).to(home)
+    return _on_model_device(model, x, y, mode,
+                            lambda xd, yd: _correct_everywhere(model, xd, yd, threat, loss, start, generator, scale))
 
 
 def _correct_everywhere(model, x, y, threat, loss, start, generator, scale) -> torch.Tensor:

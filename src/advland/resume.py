@@ -43,15 +43,16 @@ def describe_changes(changes: dict[str, tuple[Any, Any]]) -> str:
     return ", ".join(f"{key} {old!r} -> {new!r}" for key, (old, new) in changes.items())
 
 
-def check_resume(run, config: Config, extend: bool = False) -> None:
+def check_resume(run, config: Config, extend: bool = False) -> Config:
     """Refuse (one line) to resume ``run`` under a config that differs from its config.yaml, except a
-    larger ``epochs`` when ``extend`` is given."""
-    changes = config_changes(run.config(), config)
+    larger ``epochs`` when ``extend`` is given; return the run's config."""
+    saved = run.config()
+    changes = config_changes(saved, config)
     epochs = changes.get("epochs")
     if extend and epochs is not None and epochs[1] > epochs[0]:
         del changes["epochs"]
     if not changes:
-        return
+        return saved
     hint = ("--extend only lets epochs grow" if extend else
             "pass --extend to train it for more epochs (only epochs may change)")
     raise AdvlandError(f"cannot resume {run.path} under a changed config ({describe_changes(changes)}): its "

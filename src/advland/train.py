@@ -79,7 +79,7 @@ from .optim import EntropySGD
 from .plots.training import plot_training_curves
 from .load import user_model_config
 from .resume import check_resume, extension_record
-from .run import Run
+from .run import Run, load_into
 from .threat import ThreatModel
 
 Criterion = str
@@ -249,8 +249,8 @@ class Trainer:
         self.lr_schedule = build_lr_schedule(config)
         self.eps_schedule = build_eps_schedule(config)
         self.run = run if run is not None else self._prepare_run(config)
-        if config.resume:
-            check_resume(self.run, config, extend)
+        # epochs of the run's config.yaml (fewer than config.epochs when a resume extends the run)
+        self.run_epochs = check_resume(self.run, config, extend).epochs if config.resume else config.epochs
         self.callbacks = [*callbacks, *build_callbacks(config)]
         self.progress = progress and dist.is_main()
         self.state = TrainState()
@@ -497,7 +497,7 @@ class Trainer:
 
     def restore(self) -> None:
         saved = self.run.load_state()
-        self.model.load_state_dict(saved["model"])
+        load_into(self.model, saved["model"], self.run.state_path)
         self.optimizer.load_state_dict(saved["optimizer"])
         if saved.get("scaler"):  # fp16 runs: the gradient scaler's scale and growth tracker
             self.accel.scaler.load_state_dict(saved["scaler"])
@@ -513,8 +513,8 @@ class Trainer:
         best_score = saved.get("best_score", saved.get("best_val_robust_acc"))  # the key before issue 11
         self.state = TrainState(saved["epoch"], best_score, saved["best_epoch"], saved["history"],
                                 saved.get("extensions", []))
-        if self.config.epochs != self.run.config().epochs:  # check_resume allowed it: extend was given
-            self.state.extensions.append(extension_record(self.state.epoch, self.run.config().epochs, self.config.epochs))
+        if self.config.epochs != self.run_epochs:  # check_resume allowed it: extend was given
+            self.state.extensions.append(extension_record(self.state.epoch, self.run_epochs, self.config.epochs))
             if dist.is_main():
                 self.run.write_config(self.config)
         if dist.is_main():
