@@ -82,6 +82,24 @@ def test_damaged_state_is_one_line_at_resume_and_nothing_is_lost(run_copy, capsy
     assert isinstance(load(run_copy, "last"), torch.nn.Module)
 
 
+def test_state_of_another_model_is_one_line_at_resume(run_copy, capsys):
+    state = run_copy / "checkpoints" / "state.pt"
+    saved = torch.load(state, weights_only=True)
+    saved["model"] = {k: torch.zeros(3) for k in saved["model"]}
+    torch.save(saved, state)
+    assert main(["train", str(run_copy), "--resume", "--no-progress"]) == 2
+    _one_line_error(capsys, "state.pt do not fit the model")
+
+
+def test_resuming_a_moved_run_directory_continues_that_directory(finished_run, run_copy, capsys):
+    """Found on the way: `advland train RUN --resume` used the out_dir/name written in RUN/config.yaml,
+    so a moved (or copied) run resumed, and rewrote, the original."""
+    original = _files(finished_run)
+    (run_copy / "summary.json").unlink()
+    assert main(["train", str(run_copy), "--resume", "--no-progress"]) == 0
+    assert (run_copy / "summary.json").exists() and _files(finished_run) == original
+
+
 def test_damaged_metrics_is_one_line(run_copy):
     (run_copy / "metrics.jsonl").write_text('{"epoch": 1, "train_lo')
     with pytest.raises(Exception, match="metrics.jsonl is damaged .line 1"):
