@@ -118,6 +118,7 @@ def test_json_writers_turn_non_finite_numbers_into_null(tmp_path):
     from advland.jsonio import dumps
     from advland.reproduce.common import Finding
     from advland.reproduce.report import write_report
+    from advland.stats import paired_test
     from advland.sweep import write_table
 
     data = {"a": float("nan"), "b": [float("inf"), 1.5, (float("-inf"),)], "c": {"d": 2}}
@@ -126,10 +127,13 @@ def test_json_writers_turn_non_finite_numbers_into_null(tmp_path):
     run.write_metrics([{"epoch": 1, "val_robust_acc": float("nan")}])
     assert run.metrics() == [{"epoch": 1, "val_robust_acc": None}]
     _strict_json(run.write_json("summary.json", {"x": float("nan")}).read_text())
-    finding = Finding("a", "p", "c", {"x": float("nan")}, {}, "inconclusive", "r")
+    test = paired_test([0.01, 0.02, 0.03], "x").as_dict() | {"p_value": float("nan")}
+    finding = Finding(key="a", paper="p", claim="c", measured={"x": float("nan")}, settings={},
+                      verdict="inconclusive", reason="r", test=test)
     meta = {"papers": "p", "data": "digits", "budget": "tiny", "device": "cpu", "seconds": 1.0}
     paths = write_report(tmp_path / "rep", [finding], meta)
-    assert _strict_json(paths[0].read_text())["findings"][0]["measured"]["x"] is None
+    written = _strict_json(paths[0].read_text())["findings"][0]
+    assert written["measured"]["x"] is None and written["test"]["p_value"] is None
     table = write_table([{"run": "r", "test_robust_acc": float("nan")}], tmp_path / "results.csv")
     assert table.read_text().splitlines()[1] == "r,"
 
