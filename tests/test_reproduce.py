@@ -110,3 +110,15 @@ def test_fashion_mnist_suite_settings_are_valid_configs(tmp_path):
         assert config.data.name == "fashion_mnist" and config.data.train_n and config.model.name == "mlp"
         assert suite.profile.smoke_test == (budget != "full")
     assert len(suite.profile.seeds) >= 5 and config.eval.test_n == 2000
+
+
+def test_unconverged_eigenvalues_are_left_out_of_both_trend_tests():
+    from advland.reproduce.liu2020 import _trend
+
+    def row(value, converged=True):
+        return {"hessian_top1": value, "hessian_converged": converged}
+
+    table = {0.0: [row(1.0), row(1.1), row(0.9, False)], 0.3: [row(2.0), row(99.0, False), row(2.2)]}
+    measured, parts = _trend(table, "hessian_top1", +1, lambda r: r["hessian_converged"])
+    assert parts[0].n == 1 and parts[0].effect == pytest.approx(1.0)  # only seed 0 has both ends converged
+    assert parts[1].n == 4 and measured["by_eps"]["0.3"]["mean"] == pytest.approx(2.1)

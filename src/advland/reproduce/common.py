@@ -144,7 +144,7 @@ DATASETS: dict[str, DataSettings] = {
                                                     "data.val_fraction=0.02"),
                                   0.1, 0.05, (0.0, 0.05, 0.1, 0.15), {"full": 10, "quick": 3},
                                   budgets={"full": ("data.train_n=3000", "eval.test_n=2000"),
-                                           "quick": ("data.train_n=1000",), "tiny": ("data.train_n=200",)}),
+                                           "quick": ("data.train_n=1000",), "tiny": ("data.train_n=1400",)}),
     "mnist": DataSettings("mnist", ("data.name=mnist", "data.root=data", "data.batch_size=128", "model.name=lenet"),
                           0.3, 0.01, (0.0, 0.1, 0.2, 0.3)),
     "cifar10": DataSettings("cifar10", ("data.name=cifar10", "data.root=data", "data.batch_size=128",
