@@ -81,7 +81,8 @@ def test_min_detectable_effects():
 def test_verdict_rule_and_test_object():
     holds = stats.paired_test(SAMPLE, "d")
     assert stats.verdict(holds) == "holds" and holds.p_value == 1 / 32 and holds.effect == 3.0
-    assert stats.verdict(stats.paired_test([-x for x in SAMPLE], "d")) == "does not hold"
+    opposite = stats.paired_test([-x for x in SAMPLE], "d")
+    assert stats.verdict(opposite) == "does not hold" and "opposite direction is significant (p = 0.0312)" in stats.explain(opposite)
     unclear = stats.paired_test([1.0, -0.8, 0.1, 0.3, -0.2], "d")
     assert stats.verdict(unclear) == "inconclusive"
     assert "smallest effect" in stats.explain(unclear)

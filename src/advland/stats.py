@@ -270,6 +270,8 @@ def explain(test: Test) -> str:
     low, high = test.ci95
     ci = f"95 % CI [{low:+.3g}, {high:+.3g}]" if math.isfinite(low) else "no CI (n < 2)"
     text = f"{test.what}: {test.effect:+.4g} ({ci}), n = {test.n}, p = {test.p_value:.3g}"
+    if verdict(test) == "does not hold":
+        text += f"; the opposite direction is significant (p = {test.p_opposite:.3g})"
     if verdict(test) == "inconclusive":
         if math.isinf(test.min_detectable):
             text += f"; with n = {test.n} this test cannot reach p < {test.alpha:g} at all"
