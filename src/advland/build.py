@@ -144,10 +144,16 @@ def build_lr_schedule(config: Config) -> schedules.Schedule:
 
 
 def build_callbacks(config: Config) -> list:
-    """The per-epoch hooks the config asks for: landscape tracking when ``track`` enables anything."""
+    """The per-epoch hooks the config asks for: landscape tracking when ``track`` enables anything, then the
+    loggers of ``log`` (after tracking, so that they see what it measured)."""
     from .landscape.track import LandscapeTracker
 
-    return [LandscapeTracker(config.track)] if config.track.enabled else []
+    callbacks: list = [LandscapeTracker(config.track)] if config.track.enabled else []
+    if config.log.tensorboard:
+        from .callbacks.tensorboard import TensorBoardLogger
+
+        callbacks.append(TensorBoardLogger())
+    return callbacks
 
 
 def build_eps_schedule(config: Config) -> schedules.Schedule:

@@ -201,6 +201,14 @@ class TrackConfig(Section):
         return self.grad_norm or any(e > 0 for e in every)
 
 
+class LogConfig(Section):
+    """Where a run is logged besides its own files."""
+
+    tensorboard: bool = False
+    """Write every per-epoch number of metrics.jsonl, the test numbers and the run's figures to RUN/tensorboard/
+    (needs ``pip install 'advland[tensorboard]'``)."""
+
+
 class DistributedConfig(Section):
     """Data-parallel training under ``torchrun`` (ignored on one process; see docs/scaling.md)."""
 
@@ -220,6 +228,7 @@ class Config(Section):
     perturb: PerturbConfig = PerturbConfig()
     eval: EvalConfig = EvalConfig()
     track: TrackConfig = TrackConfig()
+    log: LogConfig = LogConfig()
     distributed: DistributedConfig = DistributedConfig()
     epochs: int = Field(30, gt=0)
     seed: int = 0

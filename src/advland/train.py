@@ -87,7 +87,8 @@ Criterion = str
 
 
 class Callback(Protocol):
-    """Hook called after each epoch's validation; may add entries to ``record`` (they land in metrics.jsonl)."""
+    """Hook called after each epoch's validation; may add entries to ``record`` (they land in metrics.jsonl).
+    A callback may also define ``on_train_end(trainer, summary)``, called once the test numbers are known."""
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
 
@@ -558,6 +559,9 @@ class Trainer:
             summary["world_size"] = self.world_size
         if dist.is_main():
             self.run.write_json("summary.json", summary)
+            for callback in self.callbacks:
+                if hasattr(callback, "on_train_end"):
+                    callback.on_train_end(self, summary)
         dist.barrier()
         return summary
 
