@@ -615,6 +615,17 @@ def flatness(
     _say(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
     _echo_saved([run.write_json(f"landscape/flatness_{split}.json", out)])
 
+@app.command("report")
+def report_cmd(
+    target: Path = typer.Argument(..., help="A run directory (its analyses are read from what it saved)."),
+) -> None:
+    """Write RUN/report.html: config, training curves, evaluations with sanity checks and every saved analysis
+    (interactive plotly figures and their numbers as tables), one file that works offline."""
+    from .report import write_run_report
+
+    typer.echo(f"saved {write_run_report(target)}")
+
+
 @app.command("reproduce")
 def reproduce_cmd(
     paper: str = typer.Argument(..., help="liu2020, kanai2021, wu2020 or all."),

@@ -1,14 +1,14 @@
-"""The report of a reproduction: findings.json, report.md and a self-contained report.html (figures inlined)."""
+"""The report of a reproduction: findings.json, report.md and a self-contained report.html (figures inlined;
+the same page machinery as ``advland report``)."""
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import html
 from pathlib import Path
 from typing import Any
 
 from ..jsonio import dumps
+from ..report.page import Page
 from ..run import atomic_write_text
 from .common import Finding
 
@@ -85,41 +85,9 @@ def markdown(findings: list[Finding], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _inline_images(text: str, figures: Path) -> str:
-    """Replace every figure reference by a base64 data URI so that the HTML needs no other file."""
-    for png in sorted(figures.glob("*.png")):
-        data = base64.b64encode(png.read_bytes()).decode()
-        text = text.replace(f'src="figures/{png.name}"', f'src="data:image/png;base64,{data}"')
-    return text
-
-
 def to_html(md: str, figures: Path) -> str:
-    """A minimal markdown-to-HTML rendering (headings, tables, lists, images) with inlined figures."""
-    body, in_list = [], False
-    for line in md.splitlines():
-        text = html.escape(line).replace("**", "")
-        if line.startswith("- ") != in_list:
-            body.append("<ul>" if not in_list else "</ul>")
-            in_list = not in_list
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{text.lstrip('#').strip()}</h{level}>")
-        elif line.startswith("| ---"):
-            continue
-        elif line.startswith("|"):
-            cells = "".join(f"<td>{c.strip()}</td>" for c in text.strip("|").split("|"))
-            body.append(f"<tr>{cells}</tr>")
-        elif line.startswith("- "):
-            body.append(f"<li>{text[2:]}</li>")
-        elif line.startswith("!["):
-            name = line[line.index("(") + 1: -1]
-            body.append(f'<p><img src="{html.escape(name)}" style="max-width:700px"></p>')
-        elif line:
-            body.append(f"<p>{text}</p>")
-    page = "\n".join(body).replace("</p>\n<tr>", "</p>\n<table border=1 cellpadding=4>\n<tr>", 1)
-    page = page.replace("</tr>\n<h2>", "</tr>\n</table>\n<h2>", 1)
-    return _inline_images(f"<!doctype html><meta charset=utf-8><title>advland reproduce</title>\n<body>{page}</body>",
-                          figures)
+    """The markdown as one self-contained HTML page (rendered by markdown-it-py, figures inlined)."""
+    return Page("advland reproduce", heading=False).markdown(md, images=figures).render()
 
 
 def write_report(out: Path, findings: list[Finding], meta: dict[str, Any]) -> list[Path]:
