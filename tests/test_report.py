@@ -14,6 +14,7 @@ from advland.cli import main
 from advland.config import load_config
 from advland.reproduce.common import Finding
 from advland.reproduce.report import write_report
+from advland.stats import paired_test
 from advland.train import Trainer
 
 FAST = ["epochs=2", "threat.steps=1", "eval.steps=1", "eval.test_n=20", "data.batch_size=128", "track.n=32",
@@ -67,8 +68,9 @@ def test_report_of_a_missing_run_is_one_line(tmp_path, capsys):
 def _reproduce_report(folder: Path, png: Path) -> Path:
     (folder / "figures").mkdir(parents=True)
     shutil.copy(png, folder / "figures" / "curves.png")
+    test = paired_test([0.02, 0.03, 0.05], "robust accuracy: PAS minus AT").as_dict()
     finding = Finding("a", "liu2020", "a claim with *emphasis*", {"ratio": (1.5, 0.2)}, {"seeds": 3}, "holds",
-                      "because | it does", ["curves.png"])
+                      "because | it does", test, ["curves.png"])
     meta = {"papers": "liu2020", "data": "digits", "budget": "tiny", "device": "cpu", "seconds": 1.0}
     return next(p for p in write_report(folder, [finding], meta) if p.suffix == ".html")
 
@@ -76,6 +78,8 @@ def _reproduce_report(folder: Path, png: Path) -> Path:
 def test_the_reproduce_report_is_rendered_markdown_with_inlined_figures(analysed_run, tmp_path):
     page = _reproduce_report(tmp_path / "rep", analysed_run / "curves.png").read_text()
     assert "<table>" in page and "<em>emphasis</em>" in page and "data:image/png;base64," in page
+    test = json.loads((tmp_path / "rep" / "findings.json").read_text())["findings"][0]["test"]
+    assert f"p = {test['p_value']:.3g}" in page  # the test columns of the summary table
     assert 'src="figures/' not in page
 
 
