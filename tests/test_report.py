@@ -88,6 +88,16 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run", "--enable-unsafe-swiftshader"]
 
 
+def _colors(png: bytes) -> int:
+    import io
+
+    import matplotlib.image
+    import numpy as np
+
+    pixels = matplotlib.image.imread(io.BytesIO(png), format="png")
+    return len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0))
+
+
 def test_both_reports_render_in_a_real_browser(analysed_run, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api")
     if not CHROMIUM.exists():
@@ -109,6 +119,8 @@ def test_both_reports_render_in_a_real_browser(analysed_run, tmp_path):
                     || [...d.querySelectorAll('.trace path, .contourlayer path')]
                         .some(p => (p.getAttribute('d') || '').length > 2))""")
                 assert drawn == [True] * figures, (html_file.name, drawn)
+                for canvas in page.locator(".plotly-graph-div .gl-container canvas").all():  # WebGL: 3-D surfaces
+                    assert _colors(canvas.screenshot()) > 50  # a blank canvas has one colour, a Viridis surface many
                 loaded = page.evaluate("() => [...document.images].map(i => i.complete && i.naturalWidth > 0)")
                 assert loaded == [True] * images
                 assert errors == [], errors
