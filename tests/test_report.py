@@ -108,11 +108,11 @@ def test_both_reports_render_in_a_real_browser(analysed_run, tmp_path):
         try:
             for html_file, figures, images in ((analysed_run / "report.html", EXPECTED_FIGURES, 0), (reproduce_html, 0, 1)):
                 page = browser.new_page()
+                page.set_default_timeout(180_000)  # a 5 MB page on 2 loaded cores took over 30 s to load
                 errors: list[str] = []
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
                 page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(html_file.as_uri())
-                page.wait_for_load_state("load")
+                page.goto(html_file.as_uri(), wait_until="load")
                 page.wait_for_timeout(1000)
                 drawn = page.evaluate("""() => [...document.querySelectorAll('.plotly-graph-div')].map(d =>
                     [...d.querySelectorAll('canvas')].some(c => c.width > 0 && c.height > 0)
