@@ -111,6 +111,15 @@ def test_loading_never_executes_pickled_code(tmp_path):
     assert not marker.exists() and "\n" not in str(info.value) and "does not unpickle" in str(info.value)
 
 
+def test_a_damaged_weights_file_is_one_line(tmp_path):
+    path = tmp_path / "cut.pt"
+    torch.save({"w": torch.zeros(100)}, path)
+    path.write_bytes(path.read_bytes()[:60])
+    with pytest.raises(AdvlandError) as info:
+        advland.load_model(path, model="mlp", data="digits")
+    assert "is damaged or not a PyTorch weights file" in str(info.value) and "\n" not in str(info.value)
+
+
 def test_key_mismatch_is_one_line_listing_a_few(tmp_path):
     official = OfficialPreActResNet18(in_channels=1, width=0.125)
     state = official.state_dict()

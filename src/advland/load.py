@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -23,7 +24,7 @@ from torch import nn
 
 from .config import Config, ConfigError, ModelConfig, _merge, build_config, dump_config
 from .errors import AdvlandError
-from .run import Run, atomic_write_text, load_weights
+from .run import Run, _first_line, atomic_write_text, load_weights
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -98,13 +99,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         return load_weights(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        reason = str(error).strip().splitlines()[-1][:160]
+    except pickle.UnpicklingError:
         raise LoadError(f"{path} holds Python objects besides tensors, which advland does not unpickle "
-                        f"(weights_only: {reason}); save model.state_dict() and load that") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
-        raise LoadError(f"{path} is not a readable PyTorch weights file ({reason})") from None
+                        f"(weights_only loading); save model.state_dict() and load that") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise LoadError(f"{path} is damaged or not a PyTorch weights file ({_first_line(error)})") from None
     for _ in range(2):  # a checkpoint dict holding the state dict, possibly once more nested
         if isinstance(obj, dict):
             holder = next((k for k in _HOLDERS if isinstance(obj.get(k), dict)), None)
