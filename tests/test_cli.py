@@ -59,3 +59,13 @@ def test_console_entry_point_reports_errors_without_traceback():
     result = subprocess.run([sys.executable, "-m", "advland", "train", "threat.norm=l9"], capture_output=True, text=True)
     assert result.returncode == 2
     assert result.stderr.startswith("error: config error: threat.norm") and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("argv, message", [(["train", "--out", "x"], "No such option: --out"),
+                                           (["nosuch"], "No such command"),
+                                           (["eval"], "Missing argument")])
+def test_usage_errors_are_clicks_short_message(argv, message, capsys):
+    """Whichever click typer uses (its vendored copy since 0.26), a usage error is click's message, not a traceback."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -647,6 +647,22 @@ def reproduce_cmd(
         typer.echo(f"({f.key}) {f.paper}: {verdict_label(f)}")
 
 
+def _click_usage_errors() -> tuple[type[Exception], ...]:
+    """click's usage-error base class: typer >= 0.26 vendors click as ``typer._click``, older typers use click."""
+    classes = []
+    try:
+        from typer._click.exceptions import ClickException as vendored
+        classes.append(vendored)
+    except ImportError:
+        pass
+    try:
+        from click import ClickException
+        classes.append(ClickException)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``advland`` command; returns the exit status."""
     command = typer.main.get_command(app)
@@ -659,15 +675,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except typer.Exit as done:
         return done.exit_code
-    except Exception as error:  # click's own usage errors
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return error.exit_code
-        if isinstance(error, click.exceptions.Abort):
-            return 1
-        raise
+    except typer.Abort:
+        return 1
+    except _click_usage_errors() as error:  # an unknown option, a missing argument: click's one line
+        error.show()
+        return error.exit_code
     finally:
         if "advland.distributed" in sys.modules:
             sys.modules["advland.distributed"].shutdown()
