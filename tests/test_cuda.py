@@ -73,3 +73,15 @@ def test_evaluation_and_landscapes_on_cuda(cuda_run):
     top = L.lanczos(L.hessian(model, x, y, threat=threat), k=2, max_steps=10).values
     assert top[0] >= top[1]
     assert L.gradient_norm(model, x, y, threat) > 0
+
+
+def test_landscape_stacks_points_on_cuda_and_agrees_with_one_at_a_time(cuda_run):
+    model = load(cuda_run, "best", device="cuda")
+    x, y = _digits(64)
+    threat = ThreatModel(eps=0.2, step_size=0.05, steps=3)
+    kwargs = dict(steps=5, metrics=["clean_loss", "adv_acc"], threat=threat, layout="contiguous")
+    auto = L.surface(model, x, y, **kwargs)  # stack measured to fit the free memory
+    one = L.surface(model, x, y, stack=1, **kwargs)
+    assert auto.info["stack"] > 1
+    for metric in kwargs["metrics"]:
+        assert abs(auto.values[metric] - one.values[metric]).max() < 1e-4

@@ -155,3 +155,35 @@ def test_user_errors(data) -> None:
         grid((1.0, -1.0), 5)
     with pytest.raises(LandscapeError, match="same architecture"):
         interpolate(model, nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), x, y)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_stacked_points_give_the_same_surface(data, norm) -> None:
+    """K points at once under vmap (the GPU path) = one point at a time, clean and adversarial, with BatchNorm."""
+    x, y = data
+    model = small_cnn(batchnorm=True)
+    with torch.no_grad():
+        model[1].running_mean.fill_(0.1)
+        model[1].running_var.fill_(1.5)
+    threat = THREAT if norm == "linf" else ThreatModel("l2", 0.5, 0.2, 3)
+    kwargs = dict(dims=2, steps=3, metrics=["adv_loss", "adv_acc", "clean_loss", "clean_acc"], threat=threat,
+                  layout="contiguous", seed=2, batch_size=10, workers=1)
+    one = surface(model, x, y, stack=1, **kwargs)
+    four = surface(model, x, y, stack=4, **kwargs)  # 9 points: stacks of 4, 4 and 1
+    for metric in kwargs["metrics"]:
+        np.testing.assert_allclose(four.values[metric], one.values[metric], rtol=1e-5, atol=1e-6)
+    assert four.info["stack"] == 4 and one.info["stack"] == 1
+    assert not model.training
+
+
+def test_stacked_interpolation_carries_each_points_buffers(data) -> None:
+    x, y = data
+    model_a, model_b = small_cnn(0, batchnorm=True), small_cnn(1, batchnorm=True)
+    with torch.no_grad():
+        model_b[1].running_mean.fill_(0.3)
+        model_b[1].running_var.fill_(2.0)
+    kwargs = dict(steps=5, metrics=["clean_loss", "adv_loss"], threat=THREAT, layout="contiguous", workers=1)
+    one = interpolate(model_a, model_b, x, y, stack=1, **kwargs)
+    all_five = interpolate(model_a, model_b, x, y, stack=5, **kwargs)
+    for metric in kwargs["metrics"]:
+        np.testing.assert_allclose(all_five.values[metric], one.values[metric], rtol=1e-5, atol=1e-6)

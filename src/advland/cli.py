@@ -344,6 +344,8 @@ def landscape(
     step_size: Optional[float] = typer.Option(None, help="PGD step size (default: the run's, scaled with eps)."),
     fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
+    stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
+                                        "GPU, 1 on CPU, where it measured slower)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     source: Optional[ModelSource] = None,
 ) -> None:
@@ -371,7 +373,7 @@ def landscape(
         given, described = hessian_directions(model, x, y, dims, threat=loss_threat, seed=seed)
     result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
                      zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, directions=given, workers=workers,
-                     progress=progress)
+                     stack=stack, progress=progress)
     result.info |= {"checkpoint": which, "data": split} | ({"directions": described} if described else {})
     if not _rank0():
         return
@@ -388,7 +390,8 @@ def landscape(
     for i, d in enumerate(described or []):
         _say(f"  direction {i + 1}: Hessian eigenvector of the {d['loss']} loss, eigenvalue {d['eigenvalue']:.4g}")
     _say(f"{dims}-D landscape, {len(y)} {split} examples, {result.info['points']} points in "
-         f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['layout']} layout)")
+         f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['stack']} per vmap, "
+         f"{result.info['layout']} layout)")
     for m, values in result.values.items():
         _say(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
     _echo_saved(paths)
@@ -410,6 +413,8 @@ def interpolate(
     threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
     attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
+    stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
+                                        "GPU, 1 on CPU, where it measured slower)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     source: Optional[ModelSource] = None,
 ) -> None:
@@ -436,7 +441,8 @@ def interpolate(
     if bn == "recompute":
         bn_x = load_split(config, "train")[0][:n]
     result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
-                                bn_data=bn_x, threat=threat, seed=seed, workers=workers, progress=progress)
+                                bn_data=bn_x, threat=threat, seed=seed, workers=workers, stack=stack,
+                                progress=progress)
     label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
     result.info |= {"a": label_a, "b": label_b, "data": split}
     if not _rank0():

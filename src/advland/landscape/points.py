@@ -16,10 +16,12 @@ How the points are spread over the machine (measured in docs/landscape.md):
   collapses (5-10x slower) as soon as another process competes for the cores. Each worker owns
   a deep copy of the model, because ``torch.func.functional_call`` swaps parameters inside the
   module it is given and is therefore not thread-safe on a shared module.
-* **no vmap over points.** Stacking K points with ``torch.func.vmap`` turns every convolution
-  into a grouped one, which oneDNN runs about 2x slower per point on CPU than K separate calls
-  (also measured for an MLP); so each point is its own ``functional_call`` on parameter views
-  into one flat vector (no parameter is ever copied into the module).
+* **no vmap over points on CPU; vmap on a GPU.** Stacking K points with ``torch.func.vmap``
+  turns every convolution into a grouped one, which oneDNN runs about 2x slower per point on
+  CPU than K separate calls (also measured for an MLP); so on CPU each point is its own
+  ``functional_call`` on parameter views into one flat vector (no parameter is ever copied into
+  the module). On a GPU, where one point of a small model leaves the device mostly idle, K
+  points run at once (:mod:`.stacked`, K measured to fit the free memory); ``stack`` forces K.
 * **layout chosen by timing.** With ``layout="auto"`` one point is timed in NCHW and in
   channels-last layout and the faster is kept (like ``cudnn.benchmark``); sets of fewer than
   ``AUTO_LAYOUT_MIN_POINTS`` points, for which the timing would cost more than it saves, stay NCHW.
@@ -45,6 +47,7 @@ from ..threat import ThreatModel
 from .errors import LandscapeError
 from .flat import FlatModel
 from .losses import point_metrics
+from .stacked import points_per_stack, stacked_metrics
 
 METRICS: tuple[str, ...] = ("clean_loss", "clean_acc", "adv_loss", "adv_acc")
 Layout = Literal["auto", "contiguous", "channels_last"]
@@ -138,9 +141,12 @@ def evaluate_points(
     seed: int = 0,
     layout: Layout = "auto",
     workers: int | None = None,
+    stack: int | None = None,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Metrics at every point, as arrays of len(points), and how they were computed (layout, workers, seconds)."""
+    """Metrics at every point, as arrays of len(points), and how they were computed (layout, workers,
+    points stacked per vmap, seconds). ``stack``: points evaluated at once (None: as many as fit on a
+    GPU, 1 on CPU); above 1 there is one worker."""
     metrics = check_metrics(metrics, threat)
     start = time.perf_counter()
     device = next(model.parameters()).device
@@ -154,23 +160,35 @@ def evaluate_points(
     with _intra_op_threads(1 if workers > 1 else None):
         # every process runs rank 0's layout, so that all points are computed the same way
         channels_last = dist.broadcast_object(choose_layout(model, x, y, metrics, threat, batch_size, seed, layout))
-        replicas = _replicas(model, workers, channels_last)
-        x = FlatModel(model, channels_last=channels_last).layout(x)
-
-        def evaluate(point: Point) -> dict[str, float]:
-            flat = replicas.get()
-            try:
-                theta, buffers = point(flat)
-                return metrics_at(flat, theta, x, y, metrics, threat, batch_size, seed, buffers)
-            finally:
-                replicas.put(flat)
-                bar.update()
-
-        if workers == 1:
-            results = [evaluate(points[i]) for i in mine]
+        flat = FlatModel(model, channels_last=channels_last)
+        x = flat.layout(x)
+        if stack is None:
+            stack = points_per_stack(flat, x, y, metrics, threat, batch_size, seed, len(mine))
+        stack = max(int(stack), 1)
+        if stack > 1:
+            workers, results = 1, []
+            for group in (mine[i:i + stack] for i in range(0, len(mine), stack)):
+                built = [points[i](flat) for i in group]
+                results += stacked_metrics(flat, [theta for theta, _ in built], [b for _, b in built], x, y,
+                                           metrics, threat, batch_size, seed)
+                bar.update(len(group))
         else:
-            with ThreadPoolExecutor(workers) as pool:
-                results = list(pool.map(evaluate, [points[i] for i in mine]))
+            replicas = _replicas(model, workers, channels_last)
+
+            def evaluate(point: Point) -> dict[str, float]:
+                replica = replicas.get()
+                try:
+                    theta, buffers = point(replica)
+                    return metrics_at(replica, theta, x, y, metrics, threat, batch_size, seed, buffers)
+                finally:
+                    replicas.put(replica)
+                    bar.update()
+
+            if workers == 1:
+                results = [evaluate(points[i]) for i in mine]
+            else:
+                with ThreadPoolExecutor(workers) as pool:
+                    results = list(pool.map(evaluate, [points[i] for i in mine]))
     bar.close()
     values = {m: np.zeros(len(points)) for m in metrics}
     for i, result in zip(mine, results):
@@ -180,6 +198,7 @@ def evaluate_points(
         stacked = dist.all_reduce_sum(torch.from_numpy(np.stack([values[m] for m in metrics])))
         values = {m: stacked[k].numpy() for k, m in enumerate(metrics)}
     info = {"n": len(y), "metrics": metrics, "threat": None if threat is None else vars(threat).copy(), "seed": seed,
-            "points": len(points), "processes": dist.world_size(), "workers": workers, "layout": "channels_last" if channels_last else "contiguous",
+            "points": len(points), "processes": dist.world_size(), "workers": workers, "stack": stack,
+            "layout": "channels_last" if channels_last else "contiguous",
             "seconds": time.perf_counter() - start}
     return values, info

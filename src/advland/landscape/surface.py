@@ -110,6 +110,7 @@ def evaluate_grid(
     seed: int = 0,
     layout: Layout = "auto",
     workers: int | None = None,
+    stack: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """Metrics at θ + coords[0][i]·directions[0] (+ coords[1][j]·directions[1]), θ the model's weights.
@@ -122,6 +123,7 @@ def evaluate_grid(
         seed: seed of the attack's random start (the same at every point).
         layout: "contiguous", "channels_last", or "auto" (time one point in both, keep the faster).
         workers: threads evaluating points in parallel (default: torch's thread count on CPU).
+        stack: points evaluated at once by vmap (default: as many as fit on a GPU, 1 on CPU).
     """
     if len(directions) != len(coords) or len(directions) not in (1, 2):
         raise LandscapeError("give one or two directions, each with its coordinate array")
@@ -140,7 +142,8 @@ def evaluate_grid(
         return build
 
     values, info = evaluate_points(model, x, y, [point(ab) for ab in grid_points], metrics=metrics, threat=threat,
-                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
+                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, stack=stack,
+                           progress=progress)
     shape = tuple(len(c) for c in coords)
     return Landscape([np.asarray(c, dtype=float) for c in coords], {m: v.reshape(shape) for m, v in values.items()},
                      info, [v.detach() for v in directions])
@@ -163,6 +166,7 @@ def surface(
     batch_size: int | None = GRID_BATCH,
     layout: Layout = "auto",
     workers: int | None = None,
+    stack: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """A 1-D curve or 2-D surface of ``metrics`` around the model's weights along random directions.
@@ -181,7 +185,8 @@ def surface(
         raise LandscapeError(f"dims={dims} needs {dims} directions, got {len(directions)}")
     coords = [grid(span, steps)] * dims
     result = evaluate_grid(model, x, y, directions, coords, metrics=metrics, threat=threat,
-                           batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
+                           batch_size=batch_size, seed=seed, layout=layout, workers=workers, stack=stack,
+                           progress=progress)
     result.info |= {"kind": "surface", "span": list(span), "steps": steps,
                     "directions": [dataclasses.asdict(s) for s in specs] if specs else "given"}
     return result
@@ -250,6 +255,7 @@ def interpolate(
     seed: int = 0,
     layout: Layout = "auto",
     workers: int | None = None,
+    stack: int | None = None,
     progress: bool = False,
 ) -> Landscape:
     """Metrics along the line θ(t) = (1 − t)·θ_A + t·θ_B, t on a grid over ``span`` (default [0, 1]).
@@ -281,6 +287,7 @@ def interpolate(
         return build
 
     values, info = evaluate_points(model_a, x, y, [point(t) for t in ts.tolist()], metrics=metrics, threat=threat,
-                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, progress=progress)
+                                   batch_size=batch_size, seed=seed, layout=layout, workers=workers, stack=stack,
+                           progress=progress)
     info |= {"kind": "interpolation", "bn": bn, "span": list(span), "steps": steps}
     return Landscape([ts], values, info, [theta_b - theta_a])
