@@ -101,3 +101,20 @@ def test_crop_flip_moves_pixels_but_keeps_shape_and_range():
     assert not torch.equal(out, x)
     same = random_crop_flip(x, padding=0)  # no padding: only flips
     assert all(torch.equal(a, b) or torch.equal(a, b.flip(2)) for a, b in zip(same, x))
+
+
+@pytest.mark.parametrize("epochs, best_is_last", [(1, True), (3, False)])
+def test_last_weights_are_tested_again_only_when_they_differ_from_the_best(tmp_path, monkeypatch, epochs, best_is_last):
+    trainer = Trainer(_config(tmp_path, f"epochs={epochs}"), progress=False)
+    if not best_is_last:  # make epoch 1 the best so that the last weights differ
+        scores = iter([0.9, 0.1, 0.2])
+        monkeypatch.setattr(trainer, "validate", lambda: {"val_clean_acc": 0.5, "val_robust_acc": next(scores)})
+    calls = []
+    real = trainer._test_model
+    monkeypatch.setattr(trainer, "_test_model", lambda *a: calls.append(a[-1]) or real(*a))
+    summary = trainer.fit()
+    assert (summary["best_epoch"] == epochs) == best_is_last
+    assert calls == ([""] if best_is_last else ["", "last_"])
+    assert {"last_test_clean_acc", "last_test_robust_acc"} <= set(summary)
+    if best_is_last:
+        assert summary["last_test_robust_acc"] == summary["test_robust_acc"]

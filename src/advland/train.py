@@ -592,10 +592,15 @@ class Trainer:
         }
         if self.state.extensions:
             summary["extensions"] = self.state.extensions
-        self.model.load_state_dict(load_weights(self.run.weights_path("best")))
-        summary.update(self._test_model(self.model, x, y, threat, ""))
+        best = load_weights(self.run.weights_path("best"))
+        self.model.load_state_dict(best)
+        tested = self._test_model(self.model, x, y, threat, "")
+        summary.update(tested)
         self.model.load_state_dict(last)
-        summary.update(self._test_model(self.model, x, y, threat, "last_"))
+        if _same_weights(best, last):  # the last epoch was the best: the same seeded test would repeat itself
+            summary.update({f"last_{k}": v for k, v in tested.items()})
+        else:
+            summary.update(self._test_model(self.model, x, y, threat, "last_"))
         snapshots = self.run.snapshot_paths()
         if snapshots:
             summary["n_snapshots"] = len(snapshots)
@@ -640,3 +645,8 @@ def _set_modes(modes: list[tuple[nn.Module, bool]]) -> None:
 def train(config: Config, **kwargs: Any) -> dict[str, Any]:
     """Train under ``config`` (see :class:`Trainer` for the keyword arguments); return the summary."""
     return Trainer(config, **kwargs).fit()
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same tensors (same keys, equal values)."""
+    return a.keys() == b.keys() and all(torch.equal(a[k].to(b[k].device), b[k]) for k in a)
