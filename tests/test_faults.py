@@ -4,6 +4,7 @@ no traceback) or a right result, and what was on disk before stays intact and lo
 from __future__ import annotations
 
 import json
+import math
 import shutil
 
 import pytest
@@ -176,6 +177,29 @@ def test_nan_epoch_is_never_saved_and_the_run_resumes_bit_exactly(tmp_path):
     resumed.fit()
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_a_diverged_run_can_be_concluded_with_its_best_saved_epoch(tmp_path):
+    """reproduce's learning-rate sweeps: divergence is an outcome; the run is tested as it stood before it."""
+    from advland.divergence import TrainingDiverged
+
+    trainer = Trainer(_config(tmp_path, "name=cut"), callbacks=[PoisonDataAtEpoch(1)], progress=False)
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.fit()
+    summary = trainer.conclude_diverged(str(error.value))
+    assert summary["diverged"].startswith("training diverged") and summary["epochs"] == 1
+    assert summary["best_epoch"] == 1 and math.isfinite(summary["test_robust_acc"])
+    assert Run(tmp_path / "cut").summary() == summary
+    assert all(torch.isfinite(p).all() for p in load(tmp_path / "cut", "best").parameters())
+
+    first = Trainer(_config(tmp_path, "name=none"), progress=False)
+    first.data.x_train[:] = float("nan")  # the first epoch diverges: only the initial weights exist
+    with pytest.raises(TrainingDiverged) as error:
+        first.fit()
+    summary = first.conclude_diverged(str(error.value))
+    assert summary["epochs"] == 0 and "has no finished epoch" in summary["diverged"]
+    init = load(tmp_path / "none", "init").state_dict()
+    assert all(torch.equal(init[k], v) for k, v in load(tmp_path / "none", "best").state_dict().items())
 
 
 class OverflowOnLastStep(Trainer):

@@ -551,10 +551,29 @@ class Trainer:
             self.save()
             epochs.set_postfix(loss=f"{record['train_loss']:.3f}", acc=f"{record['train_clean_acc']:.3f}",
                                rob=f"{record['train_robust_acc']:.3f}", val_rob=f"{record['val_robust_acc']:.3f}")
+        return self._finish()
+
+    def conclude_diverged(self, message: str) -> dict[str, Any]:
+        """Finish a run that :class:`TrainingDiverged` stopped, as if its saved epochs were all it had: the
+        best of them (selected as usual; the initial weights when none finished) is tested and the summary
+        records ``diverged`` (the error's line). For comparisons in which divergence is an outcome (the
+        learning-rate sweeps of ``advland reproduce``); ``advland train`` itself stops with the error."""
+        from .run import load_weights
+
+        if self.run.state_path.exists():
+            self.restore()
+        else:
+            self.model.load_state_dict(load_weights(self.run.weights_path("init")))
+            if dist.is_main():
+                self.run.save_weights("best", self.model)
+        return self._finish(diverged=message)
+
+    def _finish(self, **extra: Any) -> dict[str, Any]:
+        """Test, write summary.json (with ``extra`` entries) and call the callbacks' ``on_train_end``."""
         dist.barrier()  # every weight file is written before any process reads one
         if self.state.history and dist.is_main():
             plot_training_curves(self.state.history, self.run.path / "curves.png")
-        summary = self.test()
+        summary = self.test() | extra
         if self.world_size > 1:
             summary["world_size"] = self.world_size
         if dist.is_main():

@@ -24,7 +24,8 @@ from ..evaluate import correct_under_attack
 from ..run import Run, load
 from ..stats import Test, Verdict
 from ..threat import ThreatModel
-from ..train import train
+from ..divergence import TrainingDiverged
+from ..train import Trainer
 
 Log = Callable[[str], None]
 
@@ -214,7 +215,12 @@ class Suite:
         state = ["resume=true"] if same and run.state_path.exists() else ["overwrite=true"]
         self.log(f"  {'resume' if state[0] == 'resume=true' else 'train '} {name}")
         start = time.perf_counter()
-        train(load_config(None, self.overrides([*extra, f"name={name}", *state])), progress=self.progress)
+        trainer = Trainer(load_config(None, self.overrides([*extra, f"name={name}", *state])), progress=self.progress)
+        try:
+            trainer.fit()
+        except TrainingDiverged as error:  # an outcome of the comparison (e.g. too large a learning rate)
+            trainer.conclude_diverged(str(error))
+            self.log(f"  diverged {name}: {error}; its best saved epoch is tested")
         self.log(f"  done   {name} in {time.perf_counter() - start:.0f} s")
         return run
 

@@ -221,15 +221,19 @@ def pas_vs_at(suite: Suite) -> Finding:
     ratios, seeds = suite.profile.lrs, suite.profile.seeds
     arms = pas_arms(suite)
     suite.log(f"liu2020 (f): PAS ({', '.join(arms)}) vs AT at learning rates {ratios} × base × seeds {seeds}")
-    acc = {"AT": [[suite.at_run(s, lr=r * suite.data.lr).summary()["test_robust_acc"] for r in ratios] for s in seeds]}
+    summaries = {"AT": [[suite.at_run(s, lr=r * suite.data.lr).summary() for r in ratios] for s in seeds]}
     for arm, (extra, base) in arms.items():
-        acc[arm] = [[_pas_run(suite, arm, extra, r * base, s).summary()["test_robust_acc"] for r in ratios] for s in seeds]
+        summaries[arm] = [[_pas_run(suite, arm, extra, r * base, s).summary() for r in ratios] for s in seeds]
+    acc = {m: [[run["test_robust_acc"] for run in row] for row in rows] for m, rows in summaries.items()}
+    diverged = {m: {f"{r:g}": sum("diverged" in row[i] for row in rows) for i, r in enumerate(ratios)}
+                for m, rows in summaries.items()}
     figure = plot_seeds(list(ratios), acc, suite.figures / "liu2020_f_pas.png", xlabel="learning rate / the arm's base",
                         ylabel="test robust accuracy (PGD)", title="PAS vs AT across learning rates", logx=True)
     spread = {m: [mean_std(row)[1] for row in rows] for m, rows in acc.items()}
     measured = {m: {"by_lr_ratio": {f"{r:g}": mean_std([row[i] for row in rows]) for i, r in enumerate(ratios)},
                     "mean_over_lrs_and_seeds": mean_std([v for row in rows for v in row]),
-                    "std_across_lrs_per_seed": spread[m]} for m, rows in acc.items()}
+                    "std_across_lrs_per_seed": spread[m], "diverged_runs_by_lr_ratio": diverged[m]}
+                for m, rows in acc.items()}
     tests = {arm: [stats.paired_test([mean_std(p)[0] - mean_std(a)[0] for p, a in zip(acc[arm], acc["AT"])],
                                      f"{arm} − AT robust accuracy (mean over learning rates), per seed"),
                    stats.paired_test([a - p for a, p in zip(spread["AT"], spread[arm])],
@@ -241,6 +245,11 @@ def pas_vs_at(suite: Suite) -> Finding:
     others = [t for arm, ts in tests.items() if arm != primary for t in ts]
     test["supplementary"] = [t.as_dict() for t in others]
     reason += "; " + "; ".join(f"{stats.explain(t)} [{stats.verdict(t)}]" for t in others)
+    stopped = {m: {r: k for r, k in by_ratio.items() if k} for m, by_ratio in diverged.items()}
+    if any(stopped.values()):
+        reason += ("; runs whose training diverged (a non-finite loss) count with the best epoch they saved before "
+                   "it, per arm and learning-rate ratio: " + ", ".join(f"{m} {by_ratio}" for m, by_ratio in stopped.items()
+                                                                     if by_ratio))
     lrs = {"AT": [r * suite.data.lr for r in ratios]} | {arm: [r * base for r in ratios] for arm, (_, base) in arms.items()}
     return Finding("f", PAPER, "PAS beats vanilla AT in robust accuracy and varies less across learning rates.",
                    measured, {"lrs": lrs, "lr_ratios": list(ratios), "seeds": list(seeds), "epochs": suite.epochs,
