@@ -122,3 +122,25 @@ def test_unconverged_eigenvalues_are_left_out_of_both_trend_tests():
     measured, parts = _trend(table, "hessian_top1", +1, lambda r: r["hessian_converged"])
     assert parts[0].n == 1 and parts[0].effect == pytest.approx(1.0)  # only seed 0 has both ends converged
     assert parts[1].n == 4 and measured["by_eps"]["0.3"]["mean"] == pytest.approx(2.1)
+
+
+def test_a_run_lock_makes_a_second_process_wait(tmp_path):
+    """Suites launched side by side on one report directory wait for a run another process is training."""
+    import threading
+    import time
+
+    from advland.reproduce.common import _run_lock
+
+    order = []
+
+    def second():
+        with _run_lock(tmp_path / ".r.lock"):
+            order.append("second")
+
+    with _run_lock(tmp_path / ".r.lock"):
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        time.sleep(0.3)
+        order.append("first done")
+    waiter.join(5)
+    assert order == ["first done", "second"]

@@ -7,10 +7,12 @@ Every verdict is the outcome of the tests of :mod:`advland.stats` (SPEC §9, sta
 
 from __future__ import annotations
 
+import fcntl
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -205,7 +207,14 @@ class Suite:
         return base + extra
 
     def run(self, name: str, extra: list[str]) -> Run:
-        """The run ``name`` trained with ``extra`` overrides: reused if finished, resumed if interrupted."""
+        """The run ``name`` trained with ``extra`` overrides: reused if finished, resumed if interrupted.
+        Suites launched side by side on one report directory share runs: a run being trained by another
+        process is waited for (a lock file per run), then reused."""
+        (self.out / "runs").mkdir(parents=True, exist_ok=True)
+        with _run_lock(self.out / "runs" / f".{name}.lock"):
+            return self._run_unlocked(name, extra)
+
+    def _run_unlocked(self, name: str, extra: list[str]) -> Run:
         run = Run(self.out / "runs" / name)
         config = load_config(None, self.overrides([*extra, f"name={name}"]))
         same = run.config_path.exists() and _settings(run.config()) == _settings(config)
@@ -259,6 +268,18 @@ class Suite:
         threat = self.threat(eps) or ThreatModel(norm="linf", eps=0.0, step_size=1.0, steps=0)
         torch.manual_seed(0)
         return correct_under_attack(model, x, y, threat).float().mean().item()
+
+
+@contextmanager
+def _run_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (blocking while another process holds it); released on exit, also
+    when the process dies."""
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _settings(config: Config) -> dict[str, Any]:
