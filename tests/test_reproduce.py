@@ -144,3 +144,12 @@ def test_a_run_lock_makes_a_second_process_wait(tmp_path):
         order.append("first done")
     waiter.join(5)
     assert order == ["first done", "second"]
+
+
+def test_the_reported_settings_are_the_effective_ones(tmp_path):
+    """The report's settings line names each key once (the value that wins) and the test-set size used."""
+    from advland.reproduce.common import make_suite
+
+    quick = make_suite(tmp_path, "quick", "digits", "cpu", print).describe()
+    assert [o for o in quick["overrides"] if o.startswith("data.batch_size")] == ["data.batch_size=128"]
+    assert make_suite(tmp_path, "full", "fashion_mnist", "cpu", print).describe()["test_examples"] == 2000

@@ -184,10 +184,11 @@ class Suite:
     def describe(self) -> dict[str, Any]:
         """What the report states about the training recipe of this dataset and budget."""
         p = self.profile
-        return {"overrides": [*self.data.base, *p.extra, *self.data.budgets.get(p.name, ())], "eps": self.data.eps,
+        effective = dict(o.split("=", 1) for o in [*self.data.base, *p.extra, *self.data.budgets.get(p.name, ())])
+        return {"overrides": [f"{k}={v}" for k, v in effective.items()], "eps": self.data.eps,  # the last of a key wins
                 "lr": self.data.lr, "epochs": self.epochs, "train_pgd_steps": p.steps, "eval_pgd_steps": p.eval_steps,
                 "analysis_examples": p.analysis_n, "analysis_pgd_steps": p.analysis_steps, "seeds": list(p.seeds),
-                "test_examples": p.test_n or "all"}
+                "test_examples": p.test_n or int(effective.get("eval.test_n", 0)) or "all"}
 
     @property
     def figures(self) -> Path:
