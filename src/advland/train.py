@@ -616,7 +616,9 @@ class Trainer:
         tested = self._test_model(self.model, x, y, threat, "")
         summary.update(tested)
         self.model.load_state_dict(last)
-        if _same_weights(best, last):  # the last epoch was the best: the same seeded test would repeat itself
+        # the last epoch was the best: the same seeded test would repeat itself. Rank 0 decides for every process
+        # (BatchNorm buffers differ between DDP processes, and the test's collectives need them all).
+        if dist.broadcast_object(_same_weights(best, last)):
             summary.update({f"last_{k}": v for k, v in tested.items()})
         else:
             summary.update(self._test_model(self.model, x, y, threat, "last_"))
