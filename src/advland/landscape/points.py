@@ -151,6 +151,8 @@ def evaluate_points(
     start = time.perf_counter()
     device = next(model.parameters()).device
     workers = default_workers(device) if workers is None else max(int(workers), 1)
+    if stack is not None and stack > 1:  # one vmap over the stacked points, with every intra-op thread
+        workers = 1
     x, y = x.to(device), y.to(device)
     bar = tqdm(total=len(points) // dist.world_size(), desc="landscape", disable=not progress or not dist.is_main(),
                leave=False)
@@ -166,7 +168,7 @@ def evaluate_points(
             stack = points_per_stack(flat, x, y, metrics, threat, batch_size, seed, len(mine))
         stack = max(int(stack), 1)
         if stack > 1:
-            workers, results = 1, []
+            workers, results = 1, []  # (a GPU's measured stack: default_workers was 1 there already)
             for group in (mine[i:i + stack] for i in range(0, len(mine), stack)):
                 built = [points[i](flat) for i in group]
                 results += stacked_metrics(flat, [theta for theta, _ in built], [b for _, b in built], x, y,
