@@ -11,11 +11,12 @@ precision the mean AutoAttack accuracy and the bf16 − fp32 difference in point
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from advland import jsonio
 
 
 def one_run(recipe: str, precision: str, seed: int, epochs: int | None, out: str) -> dict:
@@ -55,9 +56,9 @@ def main() -> None:
         rows = []
         for future in futures:
             rows.append(future.result())
-            print(json.dumps(rows[-1]), flush=True)
+            print(jsonio.dumps(rows[-1]), flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "guard.json").write_text(json.dumps(rows, indent=1, allow_nan=False) + "\n")
+    (Path(args.out) / "guard.json").write_text(jsonio.dumps(rows, indent=1) + "\n")
     means = {p: statistics.mean(r["autoattack"] for r in rows if r["precision"] == p) for p in ("fp32", "bf16")}
     seconds = {p: statistics.mean(r["train_seconds"] for r in rows if r["precision"] == p) for p in ("fp32", "bf16")}
     for p in ("fp32", "bf16"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -656,16 +657,12 @@ def reproduce_cmd(
 def _click_usage_errors() -> tuple[type[Exception], ...]:
     """click's usage-error base class: typer >= 0.26 vendors click as ``typer._click``, older typers use click."""
     classes = []
-    try:
+    with suppress(ImportError):
         from typer._click.exceptions import ClickException as vendored
         classes.append(vendored)
-    except ImportError:
-        pass
-    try:
+    with suppress(ImportError):
         from click import ClickException
         classes.append(ClickException)
-    except ImportError:
-        pass
     return tuple(classes)
 
 

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .. import jsonio
 from ..errors import AdvlandError
 from ..plots import interactive
 from ..run import Run, atomic_write_text
@@ -167,7 +168,7 @@ def build_run_page(path: str | Path) -> Page:
         draw = next((f for prefix, f in _ANALYSES if file.name.startswith(prefix)), None)
         data = json.loads(file.read_text())
         if draw is None:
-            page.heading(file.stem, 3).code(json.dumps(data, indent=1))
+            page.heading(file.stem, 3).code(jsonio.dumps(data, indent=1))
         else:
             draw(page, file.stem, data)
     if tracked:
