@@ -91,6 +91,19 @@ def test_suite_runs_end_to_end_on_a_tiny_budget_and_reuses_its_runs(tmp_path, pa
     lines.clear()
     reproduce(paper, tmp_path, budget="tiny", log=lines.append)
     assert not any(line.strip().startswith(("train", "resume")) for line in lines)
+    if paper == "liu2020":  # (a)'s linear fits are kept too
+        assert sum(line.strip().startswith("reuse  liu2020_a_") for line in lines) == 4
+
+
+def test_a_cached_measurement_is_reused_until_its_settings_change(tmp_path):
+    lines, calls = [], []
+    suite = make_suite(tmp_path, "tiny", "digits", "cpu", lines.append)
+    compute = lambda: calls.append(1) or [[0.5, 1e-30], [2.0]]  # noqa: E731
+    assert suite.cached("m", {"steps": 3, "ratios": (0.5, 2.0)}, compute) == [[0.5, 1e-30], [2.0]]
+    assert suite.cached("m", {"steps": 3, "ratios": (0.5, 2.0)}, compute) == [[0.5, 1e-30], [2.0]]
+    assert len(calls) == 1 and lines == ["  reuse  m"]
+    suite.cached("m", {"steps": 4, "ratios": (0.5, 2.0)}, compute)
+    assert len(calls) == 2
 
 
 def test_mnist1d_recipe_trains_robust_models_above_chance(tmp_path):

@@ -8,6 +8,7 @@ Every verdict is the outcome of the tests of :mod:`advland.stats` (SPEC §9, sta
 from __future__ import annotations
 
 import fcntl
+import json
 import math
 import statistics
 import time
@@ -23,7 +24,7 @@ from .. import stats
 from ..config import Config, load_config
 from ..errors import AdvlandError
 from ..evaluate import correct_under_attack
-from ..run import Run, load
+from ..run import Run, atomic_write_text, load
 from ..stats import Test, Verdict
 from ..threat import ThreatModel
 from ..divergence import TrainingDiverged
@@ -233,6 +234,21 @@ class Suite:
             self.log(f"  diverged {name}: {error}; its best saved epoch is tested")
         self.log(f"  done   {name} in {time.perf_counter() - start:.0f} s")
         return run
+
+    def cached(self, name: str, settings: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """The JSON value ``compute()`` returns, kept in ``runs/<name>.json`` with its ``settings`` and reused
+        while they are the same (a relaunched suite does not redo a measurement that needs no trained run)."""
+        path = self.out / "runs" / f"{name}.json"
+        settings = json.loads(json.dumps(settings))  # as they read back: tuples become lists
+        if path.exists():
+            kept = json.loads(path.read_text())
+            if kept.get("settings") == settings:
+                self.log(f"  reuse  {name}")
+                return kept["value"]
+        value = compute()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"settings": settings, "value": value}))
+        return value
 
     def at_run(self, seed: int, eps: float | None = None, lr: float | None = None) -> Run:
         """The canonical PGD-AT run (shared by the suites): dataset recipe at ε and learning rate."""

@@ -74,7 +74,10 @@ def linear_threshold(suite: Suite) -> Finding:
         m = (s[:, None] * x).mean(0)
         for norm, dual, q in (("linf", 1.0, math.inf), ("l2", 2.0, 2.0)):
             eps_star = torch.linalg.vector_norm(m, ord=q).item()
-            norms = [fit_linear(x, s, r * eps_star, dual, steps[task], seeds).norm(dim=0).tolist() for r in RATIOS]
+            key = {"task": task, "n": len(s), "x_sum": x.sum().item(), "eps_star": eps_star, "norm": norm,
+                   "steps": steps[task], "inits": seeds, "ratios": RATIOS}
+            norms = suite.cached(f"liu2020_a_{norm}_{task.split()[0]}", key, lambda: [
+                fit_linear(x, s, r * eps_star, dual, steps[task], seeds).norm(dim=0).tolist() for r in RATIOS])
             series[f"{task}, {norm} (ε* = {eps_star * scale:.4g})"] = [max(n) for n in norms]
             below = [min(n[i] for r, n in zip(RATIOS, norms) if r <= 0.75) for i in range(len(seeds))]
             above = [max(n[i] for r, n in zip(RATIOS, norms) if r >= 1.25) for i in range(len(seeds))]
