@@ -48,7 +48,7 @@ def speed(args: argparse.Namespace) -> None:
                                         f"device={args.device}", f"out_dir={tmp}", "name=speed", *extra])
             trainer = Trainer(config, data=splits, run=Run(Path(tmp) / "speed"), progress=False)
             batches = list(trainer.batches(0))
-            trainer.accel.warm_up(*trainer._examples(batches[0]))
+            trainer.accel.warm_up(*trainer._examples(batches[0]), trainer.config.threat.bn_mode)
             meter = EpochMeter(trainer.device)
 
             def step(idx: torch.Tensor) -> None:

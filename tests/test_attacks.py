@@ -20,6 +20,15 @@ def test_attack_computes_no_parameter_gradients(tiny_linear):
     assert (x_adv - x).abs().max() <= 0.1 + 1e-6
 
 
+def test_attack_runs_with_frozen_parameters_and_restores_them(tiny_linear):
+    seen = []
+    tiny_linear.register_forward_hook(lambda m, i, o: seen.append([p.requires_grad for p in m.parameters()]))
+    tiny_linear.bias.requires_grad_(False)  # the user's choice survives the attack
+    pgd(tiny_linear, torch.rand(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]), ThreatModel(eps=0.1, step_size=0.03, steps=3))
+    assert seen and all(flags == [False, False] for flags in seen)
+    assert [p.requires_grad for p in tiny_linear.parameters()] == [True, False]
+
+
 def test_pgd_increases_the_loss(tiny_linear):
     torch.manual_seed(0)
     x = torch.rand(64, 4)

@@ -23,7 +23,7 @@ products in reduced precision; batch norm takes its reduced-precision input with
 Compilation covers the model only; the attack loop around it stays eager (``autograd.grad``
 through a compiled module, not inside compiled code). Batch shapes are kept fixed by dropping the
 last partial training batch (:attr:`Accel.fixed_shapes`). The compile cost is paid in
-:meth:`Accel.warm_up` before the first epoch (training and eval mode, forward and backward),
+:meth:`Accel.warm_up` before the first epoch (every graph the training loop runs, see there),
 timed, logged once and kept out of the epoch ``seconds``; if compiling fails there (no compiler,
 unsupported model), one warning line is logged and the run continues uncompiled.
 
@@ -41,6 +41,8 @@ from typing import Any, ContextManager, Literal
 
 import torch
 from torch import nn
+
+from .attacks import frozen
 
 Precision = Literal["fp32", "bf16", "fp16"]
 DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -125,10 +127,13 @@ class Accel:
         self._forward = MixedPrecision(model, runner, self.device, self.precision, self.channels_last)
         return self._forward
 
-    def warm_up(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Compile now (training and eval mode, forward and backward) on one batch, timed and logged once;
-        on failure log one warning line and fall back to the plain model. The model's state and the RNG
-        are left as they were. A no-op without compilation."""
+    def warm_up(self, x: torch.Tensor, y: torch.Tensor, attack_mode: str = "eval") -> None:
+        """Compile now, on one batch, every graph the training loop runs: the weight update's forward and
+        backward (train mode, inputs without gradient), the attack's (in ``attack_mode``, the config's
+        ``threat.bn_mode``; gradient to the inputs, parameters frozen) and
+        the no-grad eval forward of the per-step statistics; timed and logged once, so that no compilation is
+        left for the first epoch to pay. On failure log one warning line and fall back to the plain model.
+        The model's state and the RNG are left as they were. A no-op without compilation."""
         forward = self._forward
         if not self.compile or forward is None:
             return
@@ -139,11 +144,16 @@ class Accel:
         flags = {m: m.training for m in model.modules()}
         start = time.perf_counter()
         try:
-            for mode in (True, False):
-                model.train(mode)
-                inputs = x.detach().clone().requires_grad_(True)
-                loss = nn.functional.cross_entropy(forward(inputs), y)
-                torch.autograd.grad(loss, [inputs, *(p for p in model.parameters() if p.requires_grad)])
+            params = [p for p in model.parameters() if p.requires_grad]
+            model.train(True)  # the weight update
+            torch.autograd.grad(nn.functional.cross_entropy(forward(x.detach()), y), params)
+            model.train(attack_mode == "train")  # the attack (parameters frozen, as attacks.pgd freezes them)
+            inputs = x.detach().clone().requires_grad_(True)
+            with frozen(forward):
+                torch.autograd.grad(nn.functional.cross_entropy(forward(inputs), y), [inputs])
+            model.train(False)
+            with torch.no_grad():  # the statistics' clean forward
+                forward(x.detach())
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.compile_seconds = time.perf_counter() - start

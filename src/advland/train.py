@@ -532,7 +532,7 @@ class Trainer:
         epochs = tqdm(range(self.state.epoch, self.config.epochs), initial=self.state.epoch,
                       total=self.config.epochs, desc="train", disable=not self.progress)
         if self.state.epoch < self.config.epochs:  # compile (if asked) before the first timed epoch
-            self.accel.warm_up(*self._examples(next(self.batches(self.state.epoch))))
+            self.accel.warm_up(*self._examples(next(self.batches(self.state.epoch))), self.config.threat.bn_mode)
         for epoch in epochs:
             start = time.perf_counter()
             record = {"epoch": epoch + 1, **self.train_epoch(epoch), **self.validate()}
