@@ -104,6 +104,9 @@ def test_a_cached_measurement_is_reused_until_its_settings_change(tmp_path):
     assert len(calls) == 1 and lines == ["  reuse  m"]
     suite.cached("m", {"steps": 4, "ratios": (0.5, 2.0)}, compute)
     assert len(calls) == 2
+    nan = lambda: calls.append(1) or [float("nan")]  # noqa: E731 - not kept: strict JSON has no NaN
+    suite.cached("n", {}, nan), suite.cached("n", {}, nan)
+    assert len(calls) == 4 and not (tmp_path / "runs" / "n.json").exists()
 
 
 def test_mnist1d_recipe_trains_robust_models_above_chance(tmp_path):

@@ -239,15 +239,19 @@ class Suite:
         """The JSON value ``compute()`` returns, kept in ``runs/<name>.json`` with its ``settings`` and reused
         while they are the same (a relaunched suite does not redo a measurement that needs no trained run)."""
         path = self.out / "runs" / f"{name}.json"
-        settings = json.loads(json.dumps(settings))  # as they read back: tuples become lists
+        settings = json.loads(json.dumps(settings, allow_nan=False))  # as they read back: tuples become lists
         if path.exists():
             kept = json.loads(path.read_text())
             if kept.get("settings") == settings:
                 self.log(f"  reuse  {name}")
                 return kept["value"]
         value = compute()
+        try:
+            text = json.dumps({"settings": settings, "value": value}, allow_nan=False)
+        except ValueError:  # a non-finite value is not kept (strict JSON): it is measured again next time
+            return value
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps({"settings": settings, "value": value}))
+        atomic_write_text(path, text)
         return value
 
     def at_run(self, seed: int, eps: float | None = None, lr: float | None = None) -> Run:
