@@ -14,6 +14,7 @@ from . import data as datasets
 from . import schedules
 from .accel import attack_scale
 from .config import Config
+from .conventions import select_output
 from .models import create_model
 from .objectives import Objective, create_objective
 from .optim import EntropySGD
@@ -78,7 +79,7 @@ def build_model(config: Config) -> nn.Module:
         mean, std = None, None
     else:
         mean, std = normalize.mean, normalize.std
-    return create_model(
+    model = create_model(
         config.model.name,
         input_shape=info.input_shape,
         num_classes=info.num_classes,
@@ -86,6 +87,7 @@ def build_model(config: Config) -> nn.Module:
         std=std,
         **config.model.kwargs,
     )
+    return select_output(model, config.model.output_index)
 
 
 def build_threat(config: Config) -> ThreatModel:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import typer
 
 from .errors import AdvlandError
+from .radius import check_radius, parse_radius
 
 if TYPE_CHECKING:
     from .load import ModelSource
@@ -34,6 +35,8 @@ _MODEL_SOURCE_OPTIONS: dict[str, Any] = {
     "data_root": typer.Option(None, "--data-root", help="Folder holding the dataset's files."),
     "normalize": typer.Option(None, "--normalize", help="Input normalization put in front of the model, so that eps "
                               "stays in pixel units: none (default for a weights file), data, MEAN,STD or m1..mC,s1..sC."),
+    "output_index": typer.Option(None, "--output-index", help="For a model returning a tuple, list or dict: the "
+                                 "element (index or key) holding the logits."),
 }
 
 
@@ -141,26 +144,29 @@ def schedule(
 def evaluate_cmd(
     target: Path = typer.Argument(..., help=_TARGET_HELP),
     norm: Optional[str] = typer.Option(None, help="linf, l2 or l1 (default: the run's threat model)."),
-    eps: Optional[float] = typer.Option(None, help="Radius in pixel units (default: the run's)."),
+    eps: Optional[float] = typer.Option(None, parser=parse_radius, help="Radius in pixel units, e.g. 0.03 or 8/255 (default: the run's)."),
+    allow_large_eps: bool = typer.Option(False, "--allow-large-eps", help="Accept a radius that makes every model "
+                                         "chance-level (L-inf eps >= 0.5; by default refused as a likely unit mistake)."),
     attacks: str = typer.Option("pgd,cw,autoattack", help="Comma-separated subset of pgd, cw, autoattack."),
+    aa_version: str = typer.Option("auto", help="AutoAttack version: standard, plus, rand (randomized models), "
+                                   "custom (with --aa-attacks), or auto: rand for a randomized model, else standard."),
+    aa_attacks: Optional[str] = typer.Option(None, help="With --aa-version custom: comma-separated subset of "
+                                             "apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square."),
     steps: int = typer.Option(20, help="Iterations of PGD and CW (step eps/4, random start)."),
     n: Optional[int] = typer.Option(None, help="Evaluate on the first n test examples only."),
     which: str = typer.Option("best", help="best (selected on validation: summary.json's selected_on) or last."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the run's snapshot ensemble (mean softmax)."),
     split: str = typer.Option("test", help="test or val."),
     seed: int = typer.Option(0),
-    sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Run the automatic sanity checks (SPEC §7)."),
+    sanity: bool = typer.Option(True, "--sanity/--no-sanity", help="Run the automatic sanity checks (AutoAttack's "
+                                "own checks run either way)."),
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     source: Optional[ModelSource] = None,
 ) -> None:
-    """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case, and sanity checks."""
-    from . import data as datasets
-    from .accel import evaluation_model
+    """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case (each with its exact 95 %
+    interval), and sanity checks."""
     from . import distributed
-    from .build import resolve_device
-    from .evaluate import evaluate
-    from .run import load_ensemble
-    from .sanity import run_sanity_checks
+    from .evaluation_run import EvalRequest, run_evaluation
 
     if distributed.launched():
         raise AdvlandError("advland eval runs in one process (its attacks are not sharded); run it without torchrun")
@@ -168,37 +174,44 @@ def evaluate_cmd(
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
     if which not in ("best", "last") or split not in ("test", "val"):
         raise AdvlandError("--which must be best or last, and --split test or val")
-    opened = _open(target, which, source, {"norm": norm, "eps": eps}, "--norm and --eps")
-    run, config = opened.run, opened.config
-    device = resolve_device(config.device)
-    if ensemble:
-        model, stem = load_ensemble(run.path, device=device), "ensemble"
-        label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
-    else:
-        model, stem, label = opened.model(device), opened.checkpoint.stem, str(opened.checkpoint)
-    model = evaluation_model(model, device, config.eval.precision)  # fp32 unless the run's eval.precision says otherwise
-    x, y = opened.data(split)
-    if n is not None:
-        x, y = x[:n], y[:n]
-    report = evaluate(model, x, y, norm=norm or config.threat.norm, eps=config.threat.eps if eps is None else eps,
-                      attacks=[a.strip() for a in attacks.split(",") if a.strip()], steps=steps,
-                      batch_size=config.data.eval_batch_size, seed=seed, progress=progress)
-    checks = []
-    if sanity:
-        checks = run_sanity_checks(model, x, y, norm=report.norm, eps=report.eps,
-                                   num_classes=datasets.info(config.data.name).num_classes,
-                                   autoattack_warnings=report.warnings if "autoattack" in report.correct else None,
-                                   batch_size=config.data.eval_batch_size)
-    out = report.as_dict() | {"checkpoint": label, "split": split, "sanity_checks": [c.as_dict() for c in checks]}
-    path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{stem}.json", out)
-    typer.echo(f"{report.norm} eps={report.eps:g}, {report.n} {split} examples, checkpoint {label}")
-    for name, acc in report.accuracy.items():
-        typer.echo(f"  {name:<12} {100 * acc:6.2f} %")
-    for warning in report.warnings:
-        typer.echo(f"  warning: {warning}")
-    for check in checks:
-        typer.echo(f"  sanity {'ok  ' if check.passed else 'FAIL'} {check.name}: {check.detail}")
-    typer.echo(f"saved {path}")
+    if steps < 1 or (n is not None and n < 1):
+        raise AdvlandError("--steps and --n must be >= 1")
+    if eps is not None and norm is not None:
+        check_radius(norm, eps, allow_large=allow_large_eps, what="--eps", allow_hint="--allow-large-eps")
+    threat = {"norm": norm, "eps": eps, "allow_large_eps": allow_large_eps or None}
+    opened = _open(target, which, source, threat, "--norm and --eps")
+    request = EvalRequest(attacks=[a.strip() for a in attacks.split(",") if a.strip()], norm=norm, eps=eps,
+                          allow_large_eps=allow_large_eps, aa_version=aa_version,
+                          aa_attacks=[a.strip() for a in aa_attacks.split(",")] if aa_attacks else None,
+                          steps=steps, n=n, split=split, seed=seed, sanity=sanity, ensemble=ensemble)
+    result = run_evaluation(opened, request, progress=progress)
+    for line in result.lines():
+        typer.echo(line)
+
+
+@app.command("compare")
+def compare_cmd(
+    run_a: Path = typer.Argument(..., help="An eval_*.json, or a run directory (its newest eval_*.json)."),
+    run_b: Path = typer.Argument(..., help="The other evaluation (same examples, same attack)."),
+    name: Optional[str] = typer.Option(None, "--eval", help="In run directories, the eval file to pair "
+                                       "(e.g. eval_linf_0.0314_best.json; default: each run's newest)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the comparison as JSON here."),
+) -> None:
+    """Paired comparison of two evaluations on the same examples: each accuracy with its exact interval, the
+    difference with its 95 % interval and the exact McNemar p-value."""
+    from .compare import compare_evals, format_rows, read_eval
+    from .jsonio import dumps
+    from .run import atomic_write_text
+
+    path_a, a = read_eval(run_a, name)
+    path_b, b = read_eval(run_b, name)
+    rows = compare_evals(a, b)
+    typer.echo(f"A = {path_a}\nB = {path_b}\n{a['n']} paired examples, {a['norm']} eps={a['eps']:g}")
+    for line in format_rows(rows):
+        typer.echo(line)
+    if out is not None:
+        atomic_write_text(out, dumps({"a": str(path_a), "b": str(path_b), "rows": rows}, indent=2) + "\n")
+        typer.echo(f"saved {out}")
 
 
 @app.command("sweep")
@@ -340,9 +353,9 @@ def landscape(
                                    "unit Hessian eigenvectors of the first metric's loss; --range in weight units)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     threat_norm: Optional[str] = typer.Option(None, help="Attack norm (default: the run's)."),
-    eps: Optional[float] = typer.Option(None, help="Attack radius (default: the run's)."),
+    eps: Optional[float] = typer.Option(None, parser=parse_radius, help="Attack radius, e.g. 0.03 or 8/255 (default: the run's)."),
     attack_steps: Optional[int] = typer.Option(None, help="PGD steps (default: the run's)."),
-    step_size: Optional[float] = typer.Option(None, help="PGD step size (default: the run's, scaled with eps)."),
+    step_size: Optional[float] = typer.Option(None, parser=parse_radius, help="PGD step size (default: the run's, scaled with eps)."),
     fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
     stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
@@ -411,8 +424,8 @@ def interpolate(
     steps: int = typer.Option(21, help="Points along the line."),
     which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
     stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
                                         "GPU, 1 on CPU, where it measured slower)."),
@@ -474,8 +487,8 @@ def hessian(
     n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     source: Optional[ModelSource] = None,
 ) -> None:
     """Hessian spectrum of the clean or adversarial loss: top eigenvalues, trace, density."""
@@ -541,8 +554,8 @@ def gradients(
     step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
     radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
     directions: int = typer.Option(3, help="Lipschitz: random directions Δ."),
-    eps_linf: Optional[float] = typer.Option(None, help="L-inf budget (default: the run's, or eps_l2·4/√d)."),
-    eps_l2: Optional[float] = typer.Option(None, help="L2 budget (default: the run's, or eps_linf·√d/4)."),
+    eps_linf: Optional[float] = typer.Option(None, parser=parse_radius, help="L-inf budget (default: the run's, or eps_l2·4/√d)."),
+    eps_l2: Optional[float] = typer.Option(None, parser=parse_radius, help="L2 budget (default: the run's, or eps_linf·√d/4)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
     source: Optional[ModelSource] = None,
@@ -596,8 +609,8 @@ def flatness(
                                 "or all (every parameter)."),
     which: str = typer.Option("best", help="Checkpoint: best, last or init."),
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None),
+    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
+    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     source: Optional[ModelSource] = None,
 ) -> None:
     """Average- and worst-case flatness of the robust loss (Stutz et al. 2021)."""

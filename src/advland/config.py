@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import AdvlandError
+from .radius import RadiusError, check_radius, parse_radius
 from .threat import default_step_size
 
 
@@ -57,17 +58,44 @@ class ModelConfig(Section):
     normalize: Union[Literal["data", "none"], NormalizeConfig] = "data"
     """Input normalization put inside the model (so eps stays in pixel units): the dataset's mean/std,
     none (the model takes [0, 1] inputs), or {mean: [...], std: [...]} (one entry, or one per channel)."""
+    output_index: Optional[Union[int, str]] = None
+    """For a model returning a tuple, list or dict (logits and features, auxiliary heads): the element
+    holding the logits (an index, or a key). Unset: the model returns the logits tensor itself."""
 
 
 class ThreatConfig(Section):
     norm: Literal["linf", "l2", "l1"] = "linf"
     eps: float = Field(0.2, ge=0.0)
+    """Radius in pixel units of inputs in [0, 1]; a number or a fraction such as 8/255. An L-inf radius
+    of 0.5 or more (every input can reach the same mid-gray image; 1 is the whole box) is refused
+    unless ``allow_large_eps`` is true."""
     step_size: Optional[float] = Field(None, gt=0.0)
-    """PGD step alpha in pixel units; default 2.5 * eps / steps (Madry et al.)."""
+    """PGD step alpha in pixel units (a number or a fraction such as 2/255); default 2.5 * eps / steps (Madry et al.)."""
+    allow_large_eps: bool = False
+    """Accept an L-inf eps of 0.5 or more (one that makes every model chance-level), for those who mean it."""
     steps: int = Field(10, ge=0)
     restarts: int = Field(1, ge=1)
     bn_mode: Literal["eval", "train"] = "eval"
     """Mode of the model while crafting training attacks (liu2020: eval; AWP code: train)."""
+
+    @field_validator("eps", "step_size", mode="before")
+    @classmethod
+    def _fraction(cls, value: Any, info: Any) -> Any:
+        """``8/255`` as 0.0314 (the form papers write radii in)."""
+        if not isinstance(value, str):
+            return value  # numbers are checked by the field (>= 0)
+        try:
+            return parse_radius(value, f"threat.{info.field_name}")
+        except RadiusError:
+            raise ValueError("must be a finite number >= 0 such as 0.03, or a fraction such as 8/255") from None
+
+    @model_validator(mode="after")
+    def _plausible(self) -> "ThreatConfig":
+        try:
+            check_radius(self.norm, self.eps, allow_large=self.allow_large_eps, what="threat.eps")
+        except RadiusError as error:
+            raise ConfigError(f"config error: {error}") from None
+        return self
 
     def resolved_step_size(self) -> float:
         """The given step size, or Madry et al.'s 2.5 * eps / steps (0 only when eps is 0: no attack)."""

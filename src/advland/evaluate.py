@@ -1,26 +1,40 @@
 """Robust evaluation: clean accuracy, PGD-20, CW-20, AutoAttack (official code), worst case per example.
 
-Conventions (SPEC §7): PGD and CW run ``steps`` iterations of step eps/4 from a random start;
-AutoAttack is the official standard version (APGD-CE, APGD-T, FAB-T, Square 5000 queries) from
-the ``pyautoattack`` package. The worst case counts an example as robust only if every attack
-failed on it.
+Conventions: PGD and CW run ``steps`` iterations of step eps/4 from a random start; AutoAttack is
+the official code (the ``pyautoattack`` package) in the version its authors intend: ``standard``
+(APGD-CE, APGD-T, FAB-T, Square 5000 queries), ``plus`` (more restarts and attacks), ``rand`` (for
+randomized models: APGD-CE and APGD-DLR with an expectation over 20 draws per step) or ``custom`` (a
+chosen subset). The default, ``auto``, is ``standard``, or ``rand`` for a model whose outputs differ
+between two identical forward passes (:func:`advland.conventions.is_randomized`). The worst case
+counts an example as robust only if every attack failed on it.
+
+Every accuracy comes with its exact 95 % interval (Clopper–Pearson) and the number of examples, and
+the report keeps each example's correctness and a fingerprint of the examples, so that two
+evaluations can be compared pairwise (:mod:`advland.compare`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .attacks import AttackLoss, pgd_correct
+from .binomial import accuracy_intervals
+from .conventions import check_inputs, is_randomized
+from .errors import AdvlandError
 from .threat import Norm, ThreatModel
 
 ATTACKS: tuple[str, ...] = ("pgd", "cw", "autoattack")
+AA_VERSIONS: tuple[str, ...] = ("auto", "standard", "plus", "rand", "custom")
+AA_ATTACKS: tuple[str, ...] = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+AA_COMPONENTS: tuple[str, ...] = ("apgd", "apgd_targeted", "fab", "square")
 
 
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
@@ -83,38 +97,69 @@ class _Collect(logging.Handler):
 
 def _runnable_autoattack(attack, n_classes: int) -> list[str]:
     """Fit the configured AutoAttack to ``n_classes``: targeted attacks get at most n_classes - 1 target
-    classes, and APGD-T (targeted DLR loss: z_y - z_t over z_pi1 - (z_pi3 + z_pi4) / 2) is dropped below
-    4 classes, where it is undefined; return one line per change."""
+    classes, APGD-T (targeted DLR loss: z_y - z_t over z_pi1 - (z_pi3 + z_pi4) / 2) is dropped below
+    4 classes and APGD-DLR below 3, where they are undefined; return one line per change."""
     notes = []
     attack.apgd_targeted.n_target_classes = min(attack.apgd_targeted.n_target_classes, n_classes - 1)
     attack.fab.n_target_classes = min(attack.fab.n_target_classes, n_classes - 1)
-    if "apgd-t" in attack.attacks_to_run and n_classes < 4:
-        attack.attacks_to_run = [a for a in attack.attacks_to_run if a != "apgd-t"]
-        notes.append(f"APGD-T cannot run with {n_classes} classes (its targeted DLR loss needs at least 4); "
-                     f"ran {', '.join(a.upper() for a in attack.attacks_to_run)}")
+    for name, loss, least in (("apgd-t", "targeted DLR loss", 4), ("apgd-dlr", "DLR loss", 3)):
+        if name in attack.attacks_to_run and n_classes < least:
+            attack.attacks_to_run = [a for a in attack.attacks_to_run if a != name]
+            notes.append(f"{name.upper()} cannot run with {n_classes} classes (its {loss} needs at least {least}); "
+                         f"ran {', '.join(a.upper() for a in attack.attacks_to_run)}")
     return notes
+
+
+def _apply_settings(attack, settings: dict[str, Any]) -> None:
+    """Set ``{"apgd.n_iter": 10, "square.n_queries": 100}`` on the AutoAttack's component attacks."""
+    for key, value in settings.items():
+        component, _, name = key.partition(".")
+        target = getattr(attack, component, None) if component in AA_COMPONENTS else None
+        if target is None or not name or not hasattr(target, name):
+            raise AdvlandError(f"AutoAttack setting {key!r} is not one of its attacks' attributes "
+                               f"(COMPONENT.NAME with COMPONENT one of {', '.join(AA_COMPONENTS)}, e.g. apgd.n_iter)")
+        setattr(target, name, value)
+
+
+def check_aa_choice(version: str, attacks: Optional[list[str]]) -> None:
+    """Refuse an unknown AutoAttack version, unknown attack names, or attacks without ``custom`` (one line)."""
+    if version not in AA_VERSIONS:
+        raise AdvlandError(f"AutoAttack version must be one of {', '.join(AA_VERSIONS)}, got {version!r}")
+    if version == "custom":
+        if not attacks:
+            raise AdvlandError(f"the custom AutoAttack version needs its attacks (a subset of {', '.join(AA_ATTACKS)})")
+        unknown = [a for a in attacks if a not in AA_ATTACKS]
+        if unknown:
+            raise AdvlandError(f"unknown AutoAttack attack {unknown[0]!r}; choose from {', '.join(AA_ATTACKS)}")
+    elif attacks:
+        raise AdvlandError(f"AutoAttack attacks are chosen only with the custom version, not {version!r}")
 
 
 def autoattack_correct(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: Norm, eps: float, *, batch_size: int = 500, seed: int = 0,
-    attacks: list[str] | None = None,
+    attacks: list[str] | None = None, version: str = "standard", settings: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Run the official AutoAttack (``pyautoattack``); return the per-example robust mask and its warnings.
 
     Args:
-        attacks: None for the standard version (APGD-CE, APGD-T, FAB-T, Square); otherwise the
-            package's ``version='custom'`` with these attacks (names as the package spells them,
-            e.g. ``["apgd-ce", "square"]``).
+        version: standard, plus, rand, or custom (then ``attacks`` names the subset, as the package
+            spells them, e.g. ``["apgd-ce", "square"]``). For backward compatibility, ``attacks``
+            given with the default version means custom.
+        settings: attributes of the component attacks changed after the version set them, e.g.
+            ``{"apgd.n_iter": 10}`` (recorded in the report; the official budgets are the default).
     """
     from pyautoattack import AutoAttack
 
     if norm not in ("linf", "l2", "l1"):
         raise ValueError(f"AutoAttack supports linf, l2 and l1, not {norm}")
+    if attacks is not None and version == "standard":
+        version = "custom"
+    check_aa_choice(version, attacks)
     device = next(model.parameters()).device
     wrapped = _AsImage(model, tuple(x.shape[1:])).eval()
-    version = "standard" if attacks is None else "custom"
     attack = AutoAttack(wrapped, eps=eps, norm={"linf": "Linf", "l2": "L2", "l1": "L1"}[norm],
                         version=version, attacks=attacks, seed=seed, device=device)
+    _apply_settings(attack, settings or {})
     with torch.no_grad():
         n_classes = wrapped(_image_view(x[:1]).to(device)).shape[1]
     notes = _runnable_autoattack(attack, n_classes)
@@ -130,9 +175,32 @@ def autoattack_correct(
     return pred == y.cpu(), notes + collector.messages
 
 
+def fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
+    """SHA-256 of the examples (inputs as float32 and labels, in order): equal only for the same test set."""
+    digest = hashlib.sha256()
+    digest.update(str(tuple(x.shape)).encode())
+    for xb, yb in zip(x.split(4096), y.split(4096)):
+        digest.update(xb.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        digest.update(yb.detach().to("cpu", torch.int64).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def mask_text(mask: torch.Tensor) -> str:
+    """A per-example correctness mask as a string of 0s and 1s (compact, strict JSON)."""
+    return "".join("1" if v else "0" for v in mask.tolist())
+
+
+def mask_from_text(text: str) -> list[bool]:
+    return [c == "1" for c in text]
+
+
 @dataclass
 class EvalReport:
-    """Accuracies in [0, 1] on n examples; ``correct`` holds the per-example masks behind them."""
+    """Accuracies in [0, 1] on n examples; ``correct`` holds the per-example masks behind them.
+
+    ``settings`` says how each number was measured (attack steps, restarts, seed, AutoAttack version and
+    budget): two reports can be compared example by example only when their settings and ``examples``
+    (the fingerprint of the inputs and labels) are equal."""
 
     norm: str
     eps: float
@@ -140,9 +208,20 @@ class EvalReport:
     accuracy: dict[str, float] = field(default_factory=dict)
     correct: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
     warnings: list[str] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    examples: str = ""
+    randomized: bool = False
+
+    @property
+    def intervals(self) -> dict[str, list[float]]:
+        """Each accuracy's exact 95 % interval (Clopper–Pearson) as [low, high]."""
+        return accuracy_intervals(self.accuracy, self.n)
 
     def as_dict(self) -> dict:
-        return {"norm": self.norm, "eps": self.eps, "n": self.n, "accuracy": self.accuracy, "warnings": self.warnings}
+        return {"norm": self.norm, "eps": self.eps, "n": self.n, "accuracy": self.accuracy,
+                "interval_95": self.intervals, "interval_method": "Clopper-Pearson (exact binomial)",
+                "randomized": self.randomized, "settings": self.settings, "warnings": self.warnings,
+                "examples_sha256": self.examples, "per_example": {k: mask_text(v) for k, v in self.correct.items()}}
 
 
 def evaluate(
@@ -158,14 +237,36 @@ def evaluate(
     batch_size: int = 500,
     seed: int = 0,
     progress: bool = True,
+    aa_version: str = "auto",
+    aa_attacks: Optional[list[str]] = None,
+    aa_settings: Optional[dict[str, Any]] = None,
 ) -> EvalReport:
-    """Clean accuracy, each attack's robust accuracy, and the per-example worst case over them."""
+    """Clean accuracy, each attack's robust accuracy, and the per-example worst case over them.
+
+    Args:
+        aa_version: auto (standard, or rand for a randomized model), standard, plus, rand or custom.
+        aa_attacks: the attacks of the custom version.
+        aa_settings: component-attack attributes changed from the version's budget (``{"apgd.n_iter": 10}``).
+    """
     attacks = list(attacks)
     unknown = [a for a in attacks if a not in ATTACKS]
-    if unknown:
-        raise ValueError(f"unknown attack {unknown[0]!r}; choose from {', '.join(ATTACKS)}")
+    if unknown or not attacks:
+        raise AdvlandError(f"unknown attack {unknown[0] if unknown else ''!r}; choose a comma-separated subset of "
+                           f"{', '.join(ATTACKS)}")
+    check_aa_choice(aa_version, aa_attacks)
+    check_inputs(x)
     model.eval()
-    report = EvalReport(norm=norm, eps=eps, n=len(y))
+    randomized = is_randomized(model, x[:batch_size]) if len(x) else False
+    version = aa_version if aa_version != "auto" else ("rand" if randomized else "standard")
+    settings: dict[str, Any] = {"steps": steps, "restarts": restarts, "seed": seed, "attacks": attacks}
+    if "autoattack" in attacks:
+        settings["autoattack"] = {"version": version, "attacks": aa_attacks, "settings": aa_settings or {}}
+    report = EvalReport(norm=norm, eps=eps, n=len(y), settings=settings, examples=fingerprint(x, y),
+                        randomized=randomized)
+    if randomized and "autoattack" in attacks and version != "rand":
+        report.warnings.append(f"the model is randomized (two identical forward passes differ) and AutoAttack ran its "
+                               f"{version} version, which overstates the robustness of randomized models; "
+                               f"use --aa-version rand (expectation over the randomness)")
     clean = predict(model, x, batch_size) == y
     report.correct["clean"] = clean
     threat = eval_threat(norm, eps, steps, restarts)
@@ -178,12 +279,13 @@ def evaluate(
         elif name == "cw":
             report.correct[f"cw{steps}"] = correct_under_attack(model, x, y, threat, loss="cw", batch_size=batch_size)
         else:
-            mask, messages = autoattack_correct(model, x, y, norm, eps, batch_size=batch_size, seed=seed)
+            mask, messages = autoattack_correct(model, x, y, norm, eps, batch_size=batch_size, seed=seed,
+                                                attacks=aa_attacks, version=version, settings=aa_settings)
             report.correct["autoattack"] = mask
             report.warnings.extend(f"autoattack: {m}" for m in messages)
     worst = clean.clone()
     for mask in report.correct.values():
         worst &= mask
     report.correct["worst_case"] = worst
-    report.accuracy = {k: v.float().mean().item() if len(v) else math.nan for k, v in report.correct.items()}
+    report.accuracy = {k: v.sum().item() / len(v) if len(v) else math.nan for k, v in report.correct.items()}
     return report

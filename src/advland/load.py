@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .config import Config, ConfigError, ModelConfig, _merge, build_config, dump_config
+from .conventions import parse_output_index
 from .errors import AdvlandError
 from .run import Run, _first_line, atomic_write_text, load_weights
 
@@ -45,14 +46,17 @@ class ModelSource:
     data: Optional[str] = None
     data_root: Optional[str] = None
     normalize: Optional[str] = None
+    output_index: Optional[str] = None
 
     def overrides(self) -> dict[str, Any]:
         """The config keys these flags set."""
         tree: dict[str, Any] = {}
+        if self.output_index is not None:
+            tree["model"] = {"output_index": parse_output_index(self.output_index)}
         if self.model is not None:
-            tree["model"] = {"name": self.model, "kwargs": self.model_kwargs}
+            tree.setdefault("model", {}).update({"name": self.model, "kwargs": self.model_kwargs})
         elif self.model_kwargs:
-            tree["model"] = {"kwargs": self.model_kwargs}
+            tree.setdefault("model", {})["kwargs"] = self.model_kwargs
         if self.normalize is not None:
             tree.setdefault("model", {})["normalize"] = parse_normalize(self.normalize)
         if self.data is not None:

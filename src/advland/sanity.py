@@ -1,22 +1,28 @@
-"""Automatic sanity checks of a robustness evaluation (Carlini et al. 2019, SPEC §7).
+"""Automatic sanity checks of a robustness evaluation (Carlini et al. 2019).
 
 Each check returns a :class:`Check` with the numbers behind its verdict:
 
 * robust accuracy does not rise as eps grows, and reaches chance (or below) at a very large eps;
 * more PGD steps and restarts do not raise robust accuracy;
 * input gradients are neither zero nor NaN (no gradient masking by saturation);
-* black-box Square is not stronger than the white-box attacks (read from AutoAttack's own check).
+* the outputs are logits, not probabilities or log-probabilities (attacks on softmax outputs are weak);
+* AutoAttack's own checks (its ``checks`` module, run on the model and read from its run): randomized
+  outputs, outputs that look like probabilities, dynamic models (a forward pass that computes
+  gradients), too few classes for its attacks, points with zero gradient, and the black-box Square
+  attack beating the white-box ones. Their names start with ``autoattack_``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .evaluate import correct_under_attack, eval_threat
+from .conventions import output_kind
+from .evaluate import _AsImage, _Collect, _image_view, correct_under_attack, eval_threat
 from .threat import Norm
 
 TOLERANCE = 0.01
@@ -79,23 +85,82 @@ def check_gradients(model: nn.Module, x, y, batch_size: int = 500) -> Check:
     return Check("gradients", ok, "input gradients are finite and non-zero" if ok else "zero or NaN input gradients", numbers)
 
 
-def check_black_box(warnings: list[str], ran_autoattack: bool) -> Check | None:
-    """AutoAttack warns when Square (black-box) beats its white-box attacks; None if AutoAttack did not run."""
-    if not ran_autoattack:
-        return None
-    flagged = [w for w in warnings if "square" in w.lower() or "black-box" in w.lower()]
-    return Check("black_box_weaker", not flagged,
-                 "Square is not stronger than the white-box attacks" if not flagged else flagged[0], {})
+def check_logits(model: nn.Module, x, batch_size: int = 500) -> Check:
+    """Whether the outputs are logits (attacks on probabilities or log-probabilities are weak)."""
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        kind = output_kind(model(x[:batch_size].to(device)))
+    ok = kind == "logits"
+    after = " after exp" if kind == "log-probabilities" else ""
+    detail = ("the outputs are logits" if ok else f"the outputs look like {kind} (every row sums to 1{after}); "
+              f"attacks on them are weak: return the logits before the softmax")
+    return Check("logits", ok, detail, {"probability_like": float(not ok)})
+
+
+AUTOATTACK_CHECKS: dict[str, tuple[str, str]] = {
+    "randomized": ("randomized defense", "two identical forward passes give the same outputs"),
+    "probability_output": ("probability distribution", "the outputs are not a probability distribution"),
+    "dynamic": ("dynamic defense", "the forward pass computes no gradients (not a dynamic defense)"),
+    "n_classes": ("classes", "enough classes for its attacks"),
+    "zero_gradients": ("zero gradient", "no point with zero gradient in its attacks"),
+    "black_box_weaker": ("square attack", "Square is not stronger than the white-box attacks"),
+}
+"""AutoAttack's checks: the name advland gives each, the words its warning contains, the detail when it passed."""
+
+
+def autoattack_checks(model: nn.Module, x, y, *, num_classes: int, autoattack_warnings: list[str] | None = None,
+                      aa_version: str = "standard", batch_size: int = 500) -> list[Check]:
+    """AutoAttack's own checks: randomized outputs, probability outputs, dynamic model and number of classes
+    run here with its ``checks`` module on the first batch; zero gradients and Square beating the white-box
+    attacks read from the warnings of its run (only when it ran)."""
+    from pyautoattack import checks as aa
+
+    device = next(model.parameters()).device
+    model.eval()
+    wrapped = _AsImage(model, tuple(x.shape[1:])).eval()
+    xb, yb = _image_view(x[:batch_size]).to(device), y[:batch_size].to(device)
+    collector = _Collect()
+    logger = logging.getLogger("advland.autoattack_checks")
+    logger.addHandler(collector)
+    logger.propagate = False
+    aa.funcs.update(dict.fromkeys(aa.funcs, 0))  # its call counter is global and never reset between models
+    try:
+        aa.check_randomized(wrapped, xb, yb, bs=batch_size, logger=logger)
+        aa.check_range_output(wrapped, xb, logger=logger)
+        aa.check_dynamic(wrapped, xb, False, logger=logger)
+        targets = min(9, num_classes - 1)
+        attacks = {"standard": ["apgd-ce", "apgd-t", "fab-t", "square"], "rand": ["apgd-ce", "apgd-dlr"]}.get(
+            aa_version, ["apgd-ce", "apgd-dlr", "fab", "square", "apgd-t", "fab-t"])
+        aa.check_n_classes(num_classes, attacks, targets, targets, logger=logger)
+    finally:
+        logger.removeHandler(collector)
+    messages = collector.messages
+    names = ["randomized", "probability_output", "dynamic", "n_classes"]
+    if autoattack_warnings is not None:
+        messages = messages + list(autoattack_warnings)
+        names += ["zero_gradients", "black_box_weaker"]
+    checks = []
+    for name in names:
+        words, fine = AUTOATTACK_CHECKS[name]
+        flagged = [m for m in messages if words in m.lower()]
+        passed = not flagged or (name == "randomized" and aa_version == "rand")
+        detail = fine if not flagged else flagged[0].removeprefix("autoattack: ")
+        if flagged and passed:
+            detail += " (evaluated with the rand version)"
+        checks.append(Check(f"autoattack_{name}", passed, detail, {"flagged": float(bool(flagged))}))
+    return checks
 
 
 def run_sanity_checks(model: nn.Module, x, y, *, norm: Norm, eps: float, num_classes: int,
-                      autoattack_warnings: list[str] | None = None, batch_size: int = 500) -> list[Check]:
-    """All checks on (x, y); pass AutoAttack's warnings when it ran."""
+                      autoattack_warnings: list[str] | None = None, aa_version: str = "standard",
+                      batch_size: int = 500) -> list[Check]:
+    """All checks on (x, y); pass AutoAttack's warnings when it ran (and the version it ran)."""
     model.eval()
     checks = [
         check_eps_monotone(model, x, y, norm, eps, num_classes, batch_size),
         check_more_steps(model, x, y, norm, eps, batch_size),
         check_gradients(model, x, y, batch_size),
+        check_logits(model, x, batch_size),
     ]
-    black_box = check_black_box(autoattack_warnings or [], autoattack_warnings is not None)
-    return checks + ([black_box] if black_box else [])
+    return checks + autoattack_checks(model, x, y, num_classes=num_classes, autoattack_warnings=autoattack_warnings,
+                                      aa_version=aa_version, batch_size=batch_size)

@@ -54,6 +54,7 @@ from tqdm.auto import tqdm
 from .accel import Accel, evaluation_model
 from .attacks import bn_mode
 from .augment import random_crop_flip
+from .binomial import with_intervals
 from .build import (
     DataSplits,
     build_callbacks,
@@ -591,7 +592,8 @@ class Trainer:
         return record[self.criterion] > self.state.best_score
 
     def test(self) -> dict[str, Any]:
-        """Test clean and PGD accuracy of the best (by validation) and the last weights, and of the snapshot ensemble."""
+        """Test clean and PGD accuracy of the best (by validation) and the last weights, and of the snapshot ensemble
+        (each ``*_acc`` followed by its Clopper–Pearson 95 % interval ``*_acc_ci``)."""
         from .run import load_weights
 
         threat = eval_threat(self.threat.norm, self.threat.eps, self.config.eval.steps, self.config.eval.restarts)
@@ -626,7 +628,7 @@ class Trainer:
         if snapshots:
             summary["n_snapshots"] = len(snapshots)
             summary.update(self._test_model(self._snapshot_ensemble(snapshots), x, y, threat, "ensemble_"))
-        return summary
+        return with_intervals(summary, len(y))  # every test accuracy with its exact 95 % interval (n_test examples)
 
     def _test_model(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel,
                     prefix: str) -> dict[str, float]:

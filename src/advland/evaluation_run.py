@@ -1,0 +1,104 @@
+"""``advland eval`` as a library call: evaluate a run's (or imported file's) model, check it, save the JSON.
+
+The eval JSON (``RUN/eval_<norm>_<eps>_<checkpoint>.json``) holds every accuracy with its exact 95 %
+interval and n, the settings of every attack, each example's correctness per attack and the
+fingerprint of the examples (for :mod:`advland.compare`), whether the model is randomized, and the
+sanity checks (AutoAttack's own checks always; advland's when asked).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from . import data as datasets
+from .accel import evaluation_model
+from .binomial import format_accuracy
+from .build import resolve_device
+from .conventions import check_outputs
+from .evaluate import EvalReport, evaluate
+from .load import Target
+from .radius import check_radius
+from .run import load_ensemble
+from .sanity import Check, autoattack_checks, run_sanity_checks
+
+
+@dataclass
+class EvalRequest:
+    """What to evaluate and how (the flags of ``advland eval``); None means the run's own value."""
+
+    attacks: list[str] = field(default_factory=lambda: ["pgd", "cw", "autoattack"])
+    norm: Optional[str] = None
+    eps: Optional[float] = None
+    allow_large_eps: bool = False
+    aa_version: str = "auto"
+    aa_attacks: Optional[list[str]] = None
+    aa_settings: dict[str, Any] = field(default_factory=dict)
+    steps: int = 20
+    n: Optional[int] = None
+    split: str = "test"
+    seed: int = 0
+    sanity: bool = True
+    ensemble: bool = False
+
+
+@dataclass
+class EvalResult:
+    report: EvalReport
+    checks: list[Check]
+    label: str
+    split: str
+    path: Path
+
+    def lines(self) -> list[str]:
+        """The terminal table: every accuracy with its interval, the warnings, the checks, where it was saved."""
+        r = self.report
+        out = [f"{r.norm} eps={r.eps:g}, {r.n} {self.split} examples, checkpoint {self.label}"
+               + (", randomized model" if r.randomized else "")]
+        out.append(f"  {'':<12} {'accuracy':>8}  95 % interval (exact)")
+        intervals = r.intervals
+        for name, acc in r.accuracy.items():
+            out.append(f"  {name:<12} {format_accuracy(acc, intervals.get(name))}")
+        out += [f"  warning: {w}" for w in r.warnings]
+        out += [f"  sanity {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
+        out.append(f"saved {self.path}")
+        return out
+
+
+def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = True) -> EvalResult:
+    """Evaluate ``target`` as ``request`` says and write its eval JSON into the run directory."""
+    run, config = target.run, target.config
+    device = resolve_device(config.device)
+    if request.ensemble:
+        model, stem = load_ensemble(run.path, device=device), "ensemble"
+        label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
+    else:
+        model, stem, label = target.model(device), target.checkpoint.stem, str(target.checkpoint)
+    model = evaluation_model(model, device, config.eval.precision)  # fp32 unless the run's eval.precision says otherwise
+    x, y = target.data(request.split)
+    if request.n is not None:
+        x, y = x[:request.n], y[:request.n]
+    norm = request.norm or config.threat.norm
+    eps = config.threat.eps if request.eps is None else request.eps
+    check_radius(norm, eps, allow_large=request.allow_large_eps or config.threat.allow_large_eps,
+                 dim=x[0].numel(), what="--eps", allow_hint="--allow-large-eps")
+    num_classes = datasets.info(config.data.name).num_classes
+    check_outputs(model, x[:2], num_classes)
+    batch_size = config.data.eval_batch_size
+    report = evaluate(model, x, y, norm=norm, eps=eps, attacks=request.attacks, steps=request.steps,
+                      batch_size=batch_size, seed=request.seed, progress=progress, aa_version=request.aa_version,
+                      aa_attacks=request.aa_attacks, aa_settings=request.aa_settings)
+    ran_aa = "autoattack" in report.correct
+    version = report.settings.get("autoattack", {}).get("version", "standard")
+    warnings = report.warnings if ran_aa else None
+    if request.sanity:
+        checks = run_sanity_checks(model, x, y, norm=norm, eps=eps, num_classes=num_classes,
+                                   autoattack_warnings=warnings, aa_version=version, batch_size=batch_size)
+    else:
+        checks = autoattack_checks(model, x, y, num_classes=num_classes, autoattack_warnings=warnings,
+                                   aa_version=version, batch_size=batch_size)
+    out = report.as_dict() | {"checkpoint": label, "split": request.split,
+                              "sanity_checks": [c.as_dict() for c in checks]}
+    path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{stem}.json", out)
+    return EvalResult(report, checks, label, request.split, path)
