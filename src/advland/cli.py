@@ -225,6 +225,8 @@ def sweep_cmd(
     """Expand a grid of config overrides into runs and execute them; finished runs are skipped."""
     from .sweep import load_sweep, sweep
 
+    if workers < 1:
+        raise AdvlandError(f"--workers must be >= 1, got {workers}")
     rows = sweep(spec, executor=executor, workers=workers, address=address, progress=progress)
     failed = [r for r in rows if r["status"].startswith("failed")]
     out_dir = Path(load_sweep(spec).out_dir)

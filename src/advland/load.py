@@ -12,6 +12,7 @@ for a run advland trained, and ``advland report`` can read what the analyses sav
 
 from __future__ import annotations
 
+import hashlib
 import json
 import pickle
 import zipfile
@@ -213,15 +214,56 @@ def import_weights(path: str | Path, source: ModelSource, threat: dict[str, Any]
         config = build_config(tree)
     except ConfigError as error:
         raise AdvlandError(f"{path}: {error}") from None
-    run = Run(Path(out_dir) / path.stem)
-    if run.metrics_path.exists():
-        raise AdvlandError(f"{run.path} holds a training run; rename {path.name} or move that run away")
-    model = build_run_model(config, str(path))
-    fit_state_dict(_inner(model, config), read_state_dict(path), str(path), config.model.name)
+    run = import_dir(path, Path(out_dir))
+    config = config.model_copy(update={"name": run.path.name})
+    model, state = build_run_model(config, str(path)), read_state_dict(path)
+    fit_state_dict(model_for_weights(model, config, state), state, str(path), config.model.name)
     run.path.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.config_path, dump_config(config))
+    run.write_json(IMPORTED_FROM, {"path": str(path.resolve()), "sha256": file_digest(path)})
     run.save_weights("best", model)
     return run
+
+
+IMPORTED_FROM = "imported_from.json"
+"""The file of an imported run saying which weights file (path and SHA-256) it holds."""
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_dir(path: Path, out_dir: Path) -> Run:
+    """The run directory a weights file is imported into: ``out_dir/<stem>``, unless that holds a training run
+    or the import of another file (another path or other contents), then ``out_dir/<stem>-<first 8 hex
+    digits of the file's SHA-256>``; so two files sharing a name never overwrite each other's results."""
+    digest = file_digest(path)
+    for name in (path.stem, f"{path.stem}-{digest[:8]}"):
+        run = Run(out_dir / name)
+        if not run.path.exists() or not any(run.path.iterdir()):
+            return run
+        record = run.path / IMPORTED_FROM
+        if record.is_file() and not run.metrics_path.exists():
+            known = json.loads(record.read_text())
+            if known.get("path") == str(path.resolve()) and known.get("sha256") == digest:
+                return run
+    raise AdvlandError(f"{out_dir / path.stem} and {out_dir / f'{path.stem}-{digest[:8]}'} already hold other runs; "
+                       f"cannot import {path} without overwriting one: rename {path.name} or move those runs away")
+
+
+def model_for_weights(model: nn.Module, config: Config, state: dict[str, torch.Tensor]) -> nn.Module:
+    """The module a weights file's tensors belong to: the whole model when they include advland's
+    normalization layer (a ``best.safetensors`` advland wrote, keys ``0.mean``, ``1.<layer>``), else the
+    network behind it."""
+    own = {k for k in model.state_dict() if not k.endswith("num_batches_tracked")}
+    if config.model.normalize != "none" and own <= {_strip(k, own) for k in state}:
+        return model
+    return _inner(model, config)
 
 
 @dataclass
@@ -305,5 +347,6 @@ def load_model(weights: str | Path, model: Optional[str] = None, *, data: Option
                            f"was trained on, or package.module:factory)")
     config = build_config(_merge({"model": {"normalize": "none"}}, source.overrides()))
     net = build_run_model(config, str(path))
-    fit_state_dict(_inner(net, config), read_state_dict(path), str(path), config.model.name)
+    state = read_state_dict(path)
+    fit_state_dict(model_for_weights(net, config, state), state, str(path), config.model.name)
     return net.to(device).eval()

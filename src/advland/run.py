@@ -39,13 +39,24 @@ from .errors import AdvlandError
 from .jsonio import dumps
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write a file through ``write(tmp_path)`` and move it into place only once complete."""
+    """Write a file through ``write(tmp_path)`` and move it into place only once complete.
+
+    The file gets the permissions an ordinary ``open(path, "w")`` would give (0666 less the umask), not
+    the 0600 of a temporary file, so that colleagues and services reading the run can read it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # after write: some writers (safetensors) create the file anew
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
