@@ -56,3 +56,32 @@ def test_advland_weights_load_back_as_bare_files_and_same_names_keep_both_result
     assert second["clean"] != first["clean"]  # the init weights, in their own run directory
     assert main(["eval", "a/best.safetensors", *EVAL]) == 0  # the same file again: the same run directory
     assert len(list((tmp_path / "runs").iterdir())) == 2
+
+
+def test_robustbench_export_reads_back_and_reproduces_the_accuracies(digits_at_run, tmp_path, capsys):
+    from advland.build import build_model
+    from advland.evaluate import evaluate
+
+    trainer = digits_at_run[0]
+    run = trainer.run.path
+    assert main(["export", str(run), "--out", str(tmp_path / "zoo")]) == 2
+    assert "no evaluation with AutoAttack" in capsys.readouterr().err
+    assert main(["eval", str(run), "--attacks", "pgd,autoattack", "--aa-version", "custom", "--aa-attacks", "apgd-ce",
+                 "--steps", "3", "--n", "40", "--no-sanity", "--no-progress"]) == 0
+    assert main(["export", str(run), "--format", "robustbench", "--out", str(tmp_path / "zoo"), "--name", "Mine"]) == 0
+    info = json.loads((tmp_path / "zoo" / "Mine.json").read_text())
+    for key in ("dataset", "eps", "clean_acc", "autoattack_acc", "architecture", "number_forward_passes",
+                "additional_data", "autoattack_version", "n_test_examples"):
+        assert key in info
+    assert info["dataset"] == "digits" and info["eps"] == "51/255" and info["autoattack_version"] == "custom"
+    assert info["n_test_examples"] == 40 and info["advland"]["seed"] == trainer.config.seed
+    import torch
+
+    state = torch.load(tmp_path / "zoo" / "Mine.pt", weights_only=True)["state_dict"]
+    model = build_model(trainer.config)
+    model.load_state_dict(state)  # the whole [0, 1]-input model: normalization inside
+    x, y = trainer.data.x_test[:40], trainer.data.y_test[:40]
+    again = evaluate(model.eval(), x, y, norm="linf", eps=0.2, attacks=["pgd", "autoattack"], steps=3, progress=False,
+                     aa_version="custom", aa_attacks=["apgd-ce"])
+    assert f"{100 * again.accuracy['clean']:.2f}" == info["clean_acc"]
+    assert f"{100 * again.accuracy['autoattack']:.2f}" == info["autoattack_acc"]

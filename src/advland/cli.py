@@ -214,6 +214,23 @@ def compare_cmd(
         typer.echo(f"saved {out}")
 
 
+@app.command("export")
+def export_cmd(
+    target: Path = typer.Argument(..., help="A run directory evaluated with AutoAttack (advland eval)."),
+    fmt: str = typer.Option("robustbench", "--format", help="robustbench: state dict of the [0, 1]-input model "
+                            "(normalization inside) and a model-info JSON with RobustBench's fields."),
+    out: Path = typer.Option(..., "--out", help="Folder to write NAME.pt and NAME.json into."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name (default: the run directory's name)."),
+    eval_file: Optional[str] = typer.Option(None, "--eval", help="The eval_*.json whose accuracies to export "
+                                            "(default: the newest with AutoAttack of the best weights)."),
+) -> None:
+    """Export a run's best weights and accuracies in a standard format (RobustBench's model zoo)."""
+    from .export import export
+
+    for path in export(target, out, fmt=fmt, name=name, eval_file=eval_file):
+        typer.echo(f"saved {path}")
+
+
 @app.command("sweep")
 def sweep_cmd(
     spec: str = typer.Argument(..., help="SWEEP.yaml or a shipped sweep (sweeps/digits_lr): base, grid, metric."),
