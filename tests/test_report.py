@@ -60,6 +60,20 @@ def test_the_run_report_holds_every_result_offline(analysed_run):
         assert section in page
 
 
+def test_the_run_report_leads_with_the_headline_and_folds_the_config_at_the_end(analysed_run):
+    page = (analysed_run / "report.html").read_text()
+    summary = json.loads((analysed_run / "summary.json").read_text())
+    evaluation = json.loads(next(analysed_run.glob("eval_*_best.json")).read_text())
+    headline = page[page.index("<h2>Headline</h2>"):page.index("<h2>Summary</h2>")]
+    assert page.index("<h2>Headline</h2>") < page.index("<h2>Summary</h2>") < page.index("<h2>Config</h2>")
+    assert f"selected weights: epoch {summary['best_epoch']} of {summary['epochs']}" in headline
+    low, high = evaluation["interval_95"]["pgd2"]
+    assert f"{100 * low:.2f} to {100 * high:.2f}" in headline and "sanity checks passed" in headline
+    low, high = summary["test_robust_acc_ci"]
+    assert f"{100 * low:.2f} to {100 * high:.2f}" in headline
+    assert "<details><summary>config.yaml" in page[page.index("<h2>Config</h2>"):]
+
+
 def test_report_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 2
     assert "is not a run directory" in capsys.readouterr().err

@@ -49,6 +49,11 @@ class Page:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
         return self
 
+    def folded(self, title: str, text: str) -> "Page":
+        """Preformatted text folded under a title (opened by a click)."""
+        self.parts.append(f"<details><summary>{html.escape(title)}</summary><pre>{html.escape(text)}</pre></details>")
+        return self
+
     def markdown(self, text: str, images: Path | None = None) -> "Page":
         """Markdown rendered by markdown-it-py (CommonMark with tables); ``![..](figures/x.png)`` images found
         in ``images`` are inlined."""

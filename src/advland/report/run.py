@@ -1,10 +1,11 @@
 """``advland report RUN``: RUN/report.html from what the run saved (it computes nothing).
 
-Sections: the config; the summary; training curves and the per-epoch table (tracked landscape
+Sections: the headline (clean, PGD and AutoAttack accuracy with their exact 95 % intervals and n, the
+selected epoch and why, the sanity verdicts); the summary; training curves and the per-epoch table (tracked landscape
 quantities included); every evaluation (``eval_*.json``: accuracies, warnings, sanity checks); every
 analysis under ``landscape/``: surfaces (a rotatable 3-D surface and a contour per metric, or a
 curve), interpolations, Hessian spectra and densities, gradient statistics, flatness, and the curves
-tracked during training. Each figure comes with its numbers as a table.
+tracked during training; the full config, folded, at the end. Each figure comes with its numbers as a table.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .. import jsonio
 from ..errors import AdvlandError
 from ..plots import interactive
 from ..run import Run, atomic_write_text
+from .headline import accuracy_rows, best_evaluations, sanity_verdicts, selection
 from .page import Page
 
 _CURVES = {"loss": ["train_loss"], "accuracy": ["train_clean_acc", "train_robust_acc", "val_clean_acc", "val_robust_acc"],
@@ -62,7 +64,9 @@ def _evaluation(page: Page, name: str, data: dict[str, Any]) -> None:
     page.heading(f"Evaluation {name}", 3)
     page.text(f"{data.get('norm')} eps={data.get('eps')}, {data.get('n')} {data.get('split', 'test')} examples, "
               f"checkpoint {data.get('checkpoint')}")
-    page.table(["attack", "accuracy"], list((data.get("accuracy") or {}).items()))
+    intervals = data.get("interval_95", {})
+    page.table(["attack", "accuracy", "95 % interval (exact)"],
+               [[k, v, intervals.get(k, "")] for k, v in (data.get("accuracy") or {}).items()])
     for warning in data.get("warnings", []):
         page.text(f"warning: {warning}")
     checks = data.get("sanity_checks", [])
@@ -146,14 +150,14 @@ def build_run_page(path: str | Path) -> Page:
     if not run.config_path.is_file():
         raise AdvlandError(f"{run.path} is not a run directory (no config.yaml); give the folder advland train wrote")
     page = Page(f"advland run {run.path.name}")
-    page.heading("Config").code(run.config_path.read_text())
+    evals = sorted(run.path.glob("eval_*.json"))
+    _headline(page, run.summary(), best_evaluations(evals, lambda f: json.loads(f.read_text())))
     if run.summary():
         page.heading("Summary")
         _key_values(page, run.summary())
     records = run.metrics()
     if records:
         _training(page, records)
-    evals = sorted(run.path.glob("eval_*.json"))
     if evals:
         page.heading("Evaluation")
         for file in evals:
@@ -173,7 +177,23 @@ def build_run_page(path: str | Path) -> Page:
             draw(page, file.stem, data)
     if tracked:
         _tracked_curves(page, tracked)
+    page.heading("Config").folded("config.yaml (the resolved configuration)", run.config_path.read_text())
     return page
+
+
+def _headline(page: Page, summary: dict[str, Any], evaluations: dict[str, dict[str, Any]]) -> None:
+    page.heading("Headline")
+    page.text(selection(summary))
+    rows = accuracy_rows(summary, evaluations)
+    if rows:
+        page.table(["measured in", "accuracy", "%", "95 % interval (exact)", "n"], rows)
+    else:
+        page.text("no accuracy measured yet: run advland eval on this run")
+    verdicts = sanity_verdicts(evaluations)
+    for line in verdicts:
+        page.text(line)
+    if evaluations and not verdicts:
+        page.text("no sanity checks ran (advland eval --sanity runs them)")
 
 
 def write_run_report(path: str | Path) -> Path:
