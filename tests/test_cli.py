@@ -48,13 +48,6 @@ def test_user_errors_are_one_line(argv, message, tmp_path, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_eval_refuses_torchrun_with_one_line(monkeypatch, capsys):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["eval", "/nonexistent/run"]) == 2
-    err = capsys.readouterr().err
-    assert "run it without torchrun" in err and err.count("\n") == 1
-
-
 def test_console_entry_point_reports_errors_without_traceback():
     result = subprocess.run([sys.executable, "-m", "advland", "train", "threat.norm=l9"], capture_output=True, text=True)
     assert result.returncode == 2

@@ -163,8 +163,9 @@ def test_a_randomized_model_is_reported_and_evaluated_with_rand():
     (["--aa-version", "custom"], "custom AutoAttack version needs its attacks"),
     (["--aa-version", "custom", "--aa-attacks", "apgd-xx"], "unknown AutoAttack attack 'apgd-xx'"),
     (["--aa-attacks", "apgd-ce"], "only with the custom version"),
-    (["--steps", "0"], "--steps and --n must be >= 1"),
-    (["--n", "0"], "--steps and --n must be >= 1"),
+    (["--steps", "0"], "--steps, --n and --batch-size must be >= 1"),
+    (["--n", "0"], "--steps, --n and --batch-size must be >= 1"),
+    (["--batch-size", "0"], "--steps, --n and --batch-size must be >= 1"),
     (["--eps", "-1"], "finite number >= 0"),
 ])
 def test_out_of_range_eval_options_are_one_line(digits_at_run, capsys, argv, message):

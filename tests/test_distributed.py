@@ -168,3 +168,34 @@ def test_two_process_surface_and_hutchinson_equal_one_process(tmp_path):
     print(f"max |surface(2 processes) - surface(1 process)| = {diff:.3g}; trace {trace:.6g} vs {trace2:.6g}")
     assert diff <= 1e-5
     assert trace2 == pytest.approx(trace, rel=1e-6, abs=1e-8) and std2 == pytest.approx(std, rel=1e-6, abs=1e-8)
+
+
+# ---------------------------------------------------------------- evaluation
+
+EVAL_ARGS = ["--attacks", "pgd,cw,autoattack", "--aa-version", "custom", "--aa-attacks", "apgd-ce,square",
+             "--steps", "3", "--n", "50", "--batch-size", "16", "--no-sanity", "--no-progress"]
+
+
+def _eval_worker(rank: int, world: int, port: int, run: str) -> None:
+    _join(rank, world, port)
+    from advland.cli import main
+
+    assert main(["eval", run, *EVAL_ARGS]) == 0
+
+
+@pytest.mark.slow
+def test_two_process_evaluation_equals_one_process(digits_at_run, tmp_path):
+    """PGD, CW and AutoAttack sharded over 2 gloo processes (batches of 16: 4 batches, 2 per process): the
+    gathered per-example results equal one process's."""
+    from advland.cli import main
+
+    run = digits_at_run[0].run.path
+    saved = run / "eval_linf_0.2_best.json"
+    assert main(["eval", str(run), *EVAL_ARGS]) == 0
+    one = json.loads(saved.read_text())
+    _spawn(_eval_worker, str(run))
+    two = json.loads(saved.read_text())
+    assert (one["processes"], two["processes"]) == (1, 2)
+    assert two["per_example"] == one["per_example"] and two["accuracy"] == one["accuracy"]
+    assert set(one["per_example"]) == {"clean", "pgd3", "cw3", "autoattack", "worst_case"}
+    assert one["examples_sha256"] == two["examples_sha256"]

@@ -153,7 +153,10 @@ def evaluate_cmd(
     aa_attacks: Optional[str] = typer.Option(None, help="With --aa-version custom: comma-separated subset of "
                                              "apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square."),
     steps: int = typer.Option(20, help="Iterations of PGD and CW (step eps/4, random start)."),
-    n: Optional[int] = typer.Option(None, help="Evaluate on the first n test examples only."),
+    n: Optional[int] = typer.Option(None, "--n", "--examples", help="Evaluate on the first n test examples only "
+                                    "(--examples: the same, for torchrun, which takes --n as its own)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per attack batch (the unit "
+                                             "shared out under torchrun; default: the run's data.eval_batch_size)."),
     which: str = typer.Option("best", help="best (selected on validation: summary.json's selected_on) or last."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the run's snapshot ensemble (mean softmax)."),
     split: str = typer.Option("test", help="test or val."),
@@ -164,18 +167,16 @@ def evaluate_cmd(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case (each with its exact 95 %
-    interval), and sanity checks."""
+    interval), and sanity checks. Under torchrun the test examples are shared out over the processes."""
     from . import distributed
     from .evaluation_run import EvalRequest, run_evaluation
 
-    if distributed.launched():
-        raise AdvlandError("advland eval runs in one process (its attacks are not sharded); run it without torchrun")
     if norm is not None and norm not in ("linf", "l2", "l1"):
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
     if which not in ("best", "last") or split not in ("test", "val"):
         raise AdvlandError("--which must be best or last, and --split test or val")
-    if steps < 1 or (n is not None and n < 1):
-        raise AdvlandError("--steps and --n must be >= 1")
+    if steps < 1 or (n is not None and n < 1) or (batch_size is not None and batch_size < 1):
+        raise AdvlandError("--steps, --n and --batch-size must be >= 1")
     if eps is not None and norm is not None:
         check_radius(norm, eps, allow_large=allow_large_eps, what="--eps", allow_hint="--allow-large-eps")
     threat = {"norm": norm, "eps": eps, "allow_large_eps": allow_large_eps or None}
@@ -183,10 +184,11 @@ def evaluate_cmd(
     request = EvalRequest(attacks=[a.strip() for a in attacks.split(",") if a.strip()], norm=norm, eps=eps,
                           allow_large_eps=allow_large_eps, aa_version=aa_version,
                           aa_attacks=[a.strip() for a in aa_attacks.split(",")] if aa_attacks else None,
-                          steps=steps, n=n, split=split, seed=seed, sanity=sanity, ensemble=ensemble)
+                          steps=steps, n=n, batch_size=batch_size, split=split, seed=seed, sanity=sanity, ensemble=ensemble)
     result = run_evaluation(opened, request, progress=progress)
-    for line in result.lines():
-        typer.echo(line)
+    if distributed.is_main():  # under torchrun only rank 0 prints
+        for line in result.lines():
+            typer.echo(line)
 
 
 @app.command("compare")

@@ -8,6 +8,10 @@ chosen subset). The default, ``auto``, is ``standard``, or ``rand`` for a model 
 between two identical forward passes (:func:`advland.conventions.is_randomized`). The worst case
 counts an example as robust only if every attack failed on it.
 
+The attacks run batch by batch, each batch seeded by itself (PGD and CW: ``seed + batch index``;
+AutoAttack: ``seed``, one run per batch), so that under ``torchrun`` the batches are shared out over
+the processes and the gathered per-example results equal one process's (:func:`sharded`).
+
 Every accuracy comes with its exact 95 % interval (Clopper–Pearson) and the number of examples, and
 the report keeps each example's correctness and a fingerprint of the examples, so that two
 evaluations can be compared pairwise (:mod:`advland.compare`).
@@ -19,12 +23,13 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import distributed
 from .attacks import AttackLoss, pgd_correct
 from .binomial import accuracy_intervals
 from .conventions import check_inputs, is_randomized
@@ -175,6 +180,23 @@ def autoattack_correct(
     return pred == y.cpu(), notes + collector.messages
 
 
+def sharded(fn: Callable[[int, torch.Tensor, torch.Tensor], tuple[torch.Tensor, list[str]]], x: torch.Tensor,
+            y: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, list[str]]:
+    """``fn(i, x_i, y_i)`` on the batches of ``batch_size`` examples, each on one process (batch i on rank
+    i mod world size under torchrun; all here otherwise), gathered into one mask in example order and the
+    messages of every batch (each once). A batch's result depends only on the batch, so the mask is
+    the same for any number of processes."""
+    mine = {}
+    batches = list(zip(x.split(batch_size), y.split(batch_size)))
+    for i in distributed.shard(range(len(batches))):
+        mask, messages = fn(i, *batches[i])
+        mine[i] = (mask.cpu().tolist(), messages)
+    merged = {i: part for gathered in distributed.all_gather_object(mine) for i, part in gathered.items()}
+    masks = [torch.tensor(merged[i][0], dtype=torch.bool) for i in range(len(batches))]
+    messages = list(dict.fromkeys(m for i in range(len(batches)) for m in merged[i][1]))
+    return (torch.cat(masks) if masks else torch.zeros(0, dtype=torch.bool)), messages
+
+
 def fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
     """SHA-256 of the examples (inputs as float32 and labels, in order): equal only for the same test set."""
     digest = hashlib.sha256()
@@ -273,15 +295,18 @@ def evaluate(
     bar = tqdm(attacks, desc="evaluate", disable=not progress, leave=False)
     for name in bar:
         bar.set_postfix_str(name)
-        torch.manual_seed(seed)
-        if name == "pgd":
-            report.correct[f"pgd{steps}"] = correct_under_attack(model, x, y, threat, loss="ce", batch_size=batch_size)
-        elif name == "cw":
-            report.correct[f"cw{steps}"] = correct_under_attack(model, x, y, threat, loss="cw", batch_size=batch_size)
+        if name in ("pgd", "cw"):
+            def attack(i: int, xb: torch.Tensor, yb: torch.Tensor, loss: AttackLoss = "ce" if name == "pgd" else "cw"):
+                torch.manual_seed(seed + i)  # each batch its own seed: any sharding draws the same random starts
+                return correct_under_attack(model, xb, yb, threat, loss=loss, batch_size=batch_size), []
+
+            report.correct[f"{name}{steps}"], _ = sharded(attack, x, y, batch_size)
         else:
-            mask, messages = autoattack_correct(model, x, y, norm, eps, batch_size=batch_size, seed=seed,
-                                                attacks=aa_attacks, version=version, settings=aa_settings)
-            report.correct["autoattack"] = mask
+            def attack(i: int, xb: torch.Tensor, yb: torch.Tensor):
+                return autoattack_correct(model, xb, yb, norm, eps, batch_size=batch_size, seed=seed,
+                                          attacks=aa_attacks, version=version, settings=aa_settings)
+
+            report.correct["autoattack"], messages = sharded(attack, x, y, batch_size)
             report.warnings.extend(f"autoattack: {m}" for m in messages)
     worst = clean.clone()
     for mask in report.correct.values():

@@ -4,6 +4,10 @@ The eval JSON (``RUN/eval_<norm>_<eps>_<checkpoint>.json``) holds every accuracy
 interval and n, the settings of every attack, each example's correctness per attack and the
 fingerprint of the examples (for :mod:`advland.compare`), whether the model is randomized, and the
 sanity checks (AutoAttack's own checks always; advland's when asked).
+
+Under ``torchrun --nproc_per_node=N -m advland eval RUN`` the attacks' batches are shared out over the N
+processes and their per-example results gathered (:func:`advland.evaluate.sharded`); rank 0 runs the
+sanity checks, writes the JSON and prints.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from . import data as datasets
+from . import distributed
 from .accel import evaluation_model
 from .binomial import format_accuracy
 from .build import resolve_device
@@ -37,6 +42,7 @@ class EvalRequest:
     aa_settings: dict[str, Any] = field(default_factory=dict)
     steps: int = 20
     n: Optional[int] = None
+    batch_size: Optional[int] = None
     split: str = "test"
     seed: int = 0
     sanity: bool = True
@@ -49,7 +55,7 @@ class EvalResult:
     checks: list[Check]
     label: str
     split: str
-    path: Path
+    path: Optional[Path]
 
     def lines(self) -> list[str]:
         """The terminal table: every accuracy with its interval, the warnings, the checks, where it was saved."""
@@ -70,6 +76,8 @@ def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = Tru
     """Evaluate ``target`` as ``request`` says and write its eval JSON into the run directory."""
     run, config = target.run, target.config
     device = resolve_device(config.device)
+    distributed.init(device)  # under torchrun: join the group; the attacks' batches are split over it
+    device = distributed.device_for(device)
     if request.ensemble:
         model, stem = load_ensemble(run.path, device=device), "ensemble"
         label = "ensemble of " + ", ".join(path.name for path in run.snapshot_paths())
@@ -85,10 +93,14 @@ def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = Tru
                  dim=x[0].numel(), what="--eps", allow_hint="--allow-large-eps")
     num_classes = datasets.info(config.data.name).num_classes
     check_outputs(model, x[:2], num_classes)
-    batch_size = config.data.eval_batch_size
+    batch_size = request.batch_size or config.data.eval_batch_size
     report = evaluate(model, x, y, norm=norm, eps=eps, attacks=request.attacks, steps=request.steps,
-                      batch_size=batch_size, seed=request.seed, progress=progress, aa_version=request.aa_version,
+                      batch_size=batch_size, seed=request.seed, progress=progress and distributed.is_main(),
+                      aa_version=request.aa_version,
                       aa_attacks=request.aa_attacks, aa_settings=request.aa_settings)
+    if not distributed.is_main():
+        distributed.barrier()  # rank 0 checks and writes
+        return EvalResult(report, [], label, request.split, None)
     ran_aa = "autoattack" in report.correct
     version = report.settings.get("autoattack", {}).get("version", "standard")
     warnings = report.warnings if ran_aa else None
@@ -98,7 +110,8 @@ def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = Tru
     else:
         checks = autoattack_checks(model, x, y, num_classes=num_classes, autoattack_warnings=warnings,
                                    aa_version=version, batch_size=batch_size)
-    out = report.as_dict() | {"checkpoint": label, "split": request.split,
+    out = report.as_dict() | {"checkpoint": label, "split": request.split, "processes": distributed.world_size(),
                               "sanity_checks": [c.as_dict() for c in checks]}
     path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{stem}.json", out)
+    distributed.barrier()
     return EvalResult(report, checks, label, request.split, path)
