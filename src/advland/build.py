@@ -150,7 +150,7 @@ def build_callbacks(config: Config) -> list:
     loggers of ``log`` (after tracking, so that they see what it measured)."""
     from .landscape.track import LandscapeTracker
 
-    callbacks: list = [LandscapeTracker(config.track)] if config.track.enabled else []
+    callbacks: list = [LandscapeTracker(config.track, config.eval.steps)] if config.track.enabled else []
     if config.log.tensorboard:
         from .callbacks.tensorboard import TensorBoardLogger
 

@@ -221,12 +221,20 @@ class TrackConfig(Section):
     direction (the same Gaussian draw every time, normalized to the current weights), attack re-run at
     every point; saved as RUN/landscape/curve_epoch{E}.json/.npz and overlaid by epoch in tracked_curves.png."""
     curve_steps: int = Field(11, ge=3)
+    clean_grad_norm: bool = False
+    """‖∇L_0(θ)‖₂ of the clean loss after every epoch (whether training has come near a minimum)."""
+    gap_every: int = Field(0, ge=0)
+    """The robust generalization gap: accuracy under the evaluation PGD (``eval.steps`` steps of ε/4, every
+    iterate counted) on the first ``gap_n`` training examples and on the first ``gap_n`` test examples, and
+    their difference (robust-overfitting curves; test numbers are recorded, never used to select anything)."""
+    gap_n: int = Field(500, gt=0)
 
     @property
     def enabled(self) -> bool:
         """Whether anything is tracked."""
-        every = (self.hessian_every, self.scattering_every, self.lipschitz_every, self.flatness_every, self.curve_every)
-        return self.grad_norm or any(e > 0 for e in every)
+        every = (self.hessian_every, self.scattering_every, self.lipschitz_every, self.flatness_every, self.curve_every,
+                 self.gap_every)
+        return self.grad_norm or self.clean_grad_norm or any(e > 0 for e in every)
 
 
 class LogConfig(Section):

@@ -8,6 +8,10 @@ examples, with the training threat model at its target eps, and adds to the epoc
 * ``hessian_top_eigs``: the top ``hessian_top_k`` eigenvalues of the adversarial loss's Hessian;
 * ``scatter_cos_delta``, ``scatter_cos_sign_delta``, ``scatter_cos_grad``, ``scatter_cos_grad_per_example``:
   gradient scattering;
+* ``clean_grad_norm``: ‖∇L_0(θ)‖₂ of the clean loss;
+* ``gap_train_robust_acc``, ``gap_test_robust_acc``, ``robust_gap``: accuracy under the evaluation PGD
+  (``eval.steps`` steps of ε/4, every iterate counted) on the first ``gap_n`` training and test examples,
+  and train minus test (the robust generalization gap, per epoch; never used to select a checkpoint);
 * ``grad_lipschitz``: the gradient Lipschitz estimate (mean over 3 directions);
 * ``flatness_avg``: average-case flatness of the robust loss (ξ = 0.5, 5 samples);
 * ``curve_clean_loss``, ``curve_adv_loss``: the losses on a 1-D curve through θ (``curve_steps`` points
@@ -24,16 +28,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..attacks import pgd_correct
 from ..config import TrackConfig
+from ..evaluate import eval_threat
 from ..plots.landscape import plot_curves_by_epoch, plot_tracked
 from .flatness import average_flatness
 from .gradients import gradient_lipschitz, gradient_norm, gradient_scattering
 from .hessian import hessian
+from .losses import generator
 from .spectral import lanczos
 from .surface import Landscape, surface
 
 TRACKED_KEYS: tuple[str, ...] = (
-    "grad_norm", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
+    "grad_norm", "clean_grad_norm", "robust_gap", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
     "scatter_cos_grad_per_example", "grad_lipschitz", "flatness_avg", "curve_sharpness",
 )
 CURVE_METRICS = ("clean_loss", "adv_loss")
@@ -42,8 +49,9 @@ CURVE_METRICS = ("clean_loss", "adv_loss")
 class LandscapeTracker:
     """Trainer callback measuring what ``config`` (a :class:`TrackConfig`) enables."""
 
-    def __init__(self, config: TrackConfig):
+    def __init__(self, config: TrackConfig, eval_steps: int = 20):
         self.config = config
+        self.eval_steps = eval_steps
 
     def _due(self, every: int, epoch: int) -> bool:
         return every > 0 and epoch % every == 0
@@ -53,6 +61,8 @@ class LandscapeTracker:
         c, out = self.config, {}
         if c.grad_norm:
             out["grad_norm"] = gradient_norm(model, x, y, threat)
+        if c.clean_grad_norm:
+            out["clean_grad_norm"] = gradient_norm(model, x, y, None)
         if self._due(c.hessian_every, epoch):
             out["hessian_top_eigs"] = lanczos(hessian(model, x, y, threat=threat), k=c.hessian_top_k).values.tolist()
         if self._due(c.scattering_every, epoch):
@@ -72,9 +82,23 @@ class LandscapeTracker:
         metrics = CURVE_METRICS if threat is not None and threat.active else CURVE_METRICS[:1]
         return surface(model, x, y, dims=1, steps=self.config.curve_steps, threat=threat, metrics=metrics)
 
+    def gap(self, model, data, threat, epoch: int) -> dict[str, float]:
+        """Robust accuracy under the evaluation PGD on the first ``gap_n`` training and test examples, if due."""
+        if not self._due(self.config.gap_every, epoch) or threat is None or not threat.active:
+            return {}
+        attack, n = eval_threat(threat.norm, threat.eps, self.eval_steps), self.config.gap_n
+        device = next(model.parameters()).device
+        acc = {}  # random starts from a generator of their own: the training's random stream is left as it was
+        for split, x, y in (("train", data.x_train, data.y_train), ("test", data.x_test, data.y_test)):
+            mask = pgd_correct(model, x[:n].to(device), y[:n].to(device), attack, generator=generator(epoch, device))
+            acc[split] = mask.float().mean().item()
+        return {"gap_train_robust_acc": acc["train"], "gap_test_robust_acc": acc["test"],
+                "robust_gap": acc["train"] - acc["test"]}
+
     def on_epoch_end(self, trainer: Any, epoch: int, record: dict[str, Any]) -> None:
         x, y = trainer.data.x_train[: self.config.n], trainer.data.y_train[: self.config.n]
         measured = self.measure(trainer.model, x, y, trainer.threat, epoch)
+        measured |= self.gap(trainer.model, trainer.data, trainer.threat, epoch)
         curve = self.curve(trainer.model, x, y, trainer.threat, epoch)
         folder = trainer.run.path / "landscape"
         if curve is not None:

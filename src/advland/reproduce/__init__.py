@@ -1,4 +1,4 @@
-"""``advland reproduce``: run the experiments behind SPEC §9's findings, measure them and write a report.
+"""``advland reproduce``: run the experiments behind the papers' findings, measure them and write a report.
 
 Quick use::
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from ..errors import AdvlandError
 from . import kanai2021, liu2020, wu2020
-from .common import Finding, Log, make_suite
+from ..provenance import provenance
+from .common import Finding, Log, finalize, make_suite
 from .report import write_report
 
 SUITES = {"liu2020": liu2020.run, "kanai2021": kanai2021.run, "wu2020": wu2020.run}
@@ -29,10 +30,10 @@ def reproduce(paper: str, out: str | Path, *, budget: str = "quick", data: str =
         raise AdvlandError(f"unknown paper {paper!r}; choose one of: {', '.join(SUITES)}, all")
     suite = make_suite(Path(out), budget, data, device, log, progress)
     start = time.perf_counter()
-    findings = [f for name, run in SUITES.items() if paper in (name, "all") for f in run(suite)]
+    findings = finalize([f for name, run in SUITES.items() if paper in (name, "all") for f in run(suite)])
     meta = {"papers": paper, "data": data, "budget": budget, "device": device,
             "seconds": time.perf_counter() - start, "smoke_test": suite.profile.smoke_test,
-            "data_settings": suite.describe()}
+            "data_settings": suite.describe(), "provenance": provenance(device), "stale_runs": suite.stale_runs()}
     for path in write_report(suite.out, findings, meta):
         log(f"wrote {path}")
     return findings

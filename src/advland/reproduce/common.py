@@ -1,12 +1,13 @@
-"""What every reproduction suite shares: findings and verdicts, budget profiles, and a run cache.
+"""What every reproduction suite shares: findings, regimes and verdicts, budget profiles, and a run cache.
 
-A suite trains runs through :class:`RunCache` (a finished run is reused, an interrupted one resumed),
-measures each finding of SPEC §9 and returns :class:`Finding` objects; :mod:`.report` writes them.
-Every verdict is the outcome of the tests of :mod:`advland.stats` (SPEC §9, statistics of verdicts).
+A suite trains runs through :meth:`Suite.run` (a finished run is reused, an interrupted one resumed), measures
+each finding with its regime check and returns :class:`Finding` objects; :func:`finalize` adjusts their p-values
+within the report and decides every verdict with :mod:`advland.stats`; :mod:`.report` writes them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 import math
@@ -23,7 +24,9 @@ import torch
 from .. import stats
 from ..config import Config, load_config
 from ..errors import AdvlandError
-from ..evaluate import correct_under_attack
+from ..evaluate import autoattack_correct, correct_under_attack, eval_threat
+from ..jsonio import dumps
+from ..provenance import code_version, provenance
 from ..run import Run, atomic_write_text, load
 from ..stats import Test, Verdict
 from ..threat import ThreatModel
@@ -31,42 +34,96 @@ from ..divergence import TrainingDiverged
 from ..train import Trainer
 
 Log = Callable[[str], None]
+PROVENANCE = "provenance.json"
+"""The file in a run directory that says which code trained it (written by the suites)."""
+CHANCE = 0.1
+"""Chance accuracy of every dataset the suites support (10 classes)."""
+
+
+@dataclass
+class Regime:
+    """What a paper's claim presupposes, as a measurable precondition, checked on the suite's own runs."""
+
+    condition: str
+    measured: dict[str, Any]
+    met: bool
 
 
 @dataclass
 class Finding:
-    """One finding of SPEC §9 as measured: the claim, the numbers, the settings, the test and its verdict."""
+    """One finding as measured: the claim, its regime, the numbers, the settings, the test and its verdict."""
 
     key: str
-    """SPEC §9 letter, e.g. "a"."""
+    """The finding's letter, e.g. "a" (liu2020 a–f, kanai2021 g–h, wu2020 i–j)."""
     paper: str
     claim: str
     measured: dict[str, Any]
     settings: dict[str, Any]
-    verdict: Verdict
-    reason: str
+    regime: dict[str, Any]
+    """:class:`Regime` as a dict: condition, measured, met. Not met: the verdict is "not in regime"."""
     test: dict[str, Any]
-    """The test behind the verdict (:meth:`advland.stats.Test.as_dict`): name, n, effect, ci95, p_value,
-    alpha, ...; a multi-part claim has ``parts`` (one such object each) and the combining ``rule``."""
+    """The test behind the verdict (:meth:`advland.stats.Test.as_dict`): name, n, effect, bounds, p_value,
+    p_floor, values, ...; a claim of several parts has ``parts`` (one such object each) and the ``rule``."""
+    p: dict[str, float]
+    """The claim's p-values: ``holds`` and ``does_not_hold`` raw, and Holm-adjusted within the report
+    (``holds_holm``, ``does_not_hold_holm``: these decide)."""
+    reason: str
+    verdict: Verdict = "inconclusive"
     figures: list[str] = field(default_factory=list)
     """PNG file names, relative to the report's figures/ folder."""
     paper_numbers: dict[str, Any] | None = None
-    """The paper's own numbers at GPU scale (SPEC §8), where known."""
+    """The paper's own numbers at GPU scale, where known."""
     smoke_test: bool = False
     """Measured on a smoke-test budget (quick, tiny): the verdict says nothing about the paper's claim."""
+    runs: dict[str, list[str]] = field(default_factory=dict)
+    """Runs entering this finding that diverged or collapsed (named; they count with their saved numbers)."""
 
 
-def judge(parts: list[Test], note: str = "") -> tuple[Verdict, str, dict[str, Any]]:
-    """The verdict, the reason (each part's effect, CI and p, then ``note``) and the test object of one claim."""
+def finding(key: str, paper: str, claim: str, measured: dict[str, Any], settings: dict[str, Any], parts: list[Test],
+            regime: Regime, *, note: str = "", figures: list[str] | None = None,
+            paper_numbers: dict[str, Any] | None = None, supplementary: list[Test] | None = None,
+            runs: dict[str, list[str]] | None = None, smoke_test: bool = False) -> Finding:
+    """A finding with its test record and raw p-values; :func:`finalize` adjusts them within the report and
+    decides the verdict. ``supplementary`` tests are reported beside the verdict, never part of it."""
+    p_holds, p_not = stats.claim_p(parts)
     if len(parts) == 1:
-        verdict, reason, record = stats.verdict(parts[0]), stats.explain(parts[0]), parts[0].as_dict()
+        record = parts[0].as_dict()
+        reason = stats.explain(parts[0])
     else:
-        verdict = stats.combine(parts)
-        reason = "; ".join(f"{stats.explain(t)} [{stats.verdict(t)}]" for t in parts)
-        reason += f" (combined: {stats.COMBINE_RULE})"
-        record = {"name": f"{len(parts)} parts, combined", "rule": stats.COMBINE_RULE, "alpha": parts[0].alpha,
+        record = {"name": f"{len(parts)} parts, combined", "rule": stats.CLAIM_RULE, "alpha": parts[0].alpha,
                   "parts": [t.as_dict() for t in parts]}
-    return verdict, reason + (f"; {note}" if note else ""), record
+        reason = "; ".join(f"{stats.explain(t)} [{stats.verdict(t)} on its own]" for t in parts)
+    if supplementary:
+        record["supplementary"] = [t.as_dict() for t in supplementary]
+        reason += "; not judged: " + "; ".join(stats.explain(t) for t in supplementary)
+    named = {k: v for k, v in (runs or {}).items() if v}
+    if named:
+        reason += "; " + "; ".join(f"{kind} runs counted with their saved numbers: {', '.join(v)}"
+                                   for kind, v in named.items())
+    return Finding(key, paper, claim, measured, settings, dataclasses.asdict(regime), record,
+                   {"holds": p_holds, "does_not_hold": p_not}, reason + (f"; {note}" if note else ""),
+                   figures=figures or [], paper_numbers=paper_numbers, smoke_test=smoke_test, runs=named)
+
+
+def finalize(findings: list[Finding], alpha: float = stats.ALPHA) -> list[Finding]:
+    """Holm-adjust the findings' p-values within the report (the family: the findings whose regime is met, one
+    family for "holds" and one for "does not hold") and decide each verdict (:func:`advland.stats.decide`)."""
+    judged = [f for f in findings if f.regime["met"]]
+    for kind in ("holds", "does_not_hold"):
+        for f, adjusted in zip(judged, stats.holm([f.p[kind] for f in judged])):
+            f.p[f"{kind}_holm"] = adjusted
+    for f in findings:
+        f.verdict = stats.decide(f.p.get("holds_holm", 1.0), f.p.get("does_not_hold_holm", 1.0), f.regime["met"], alpha)
+        if f.regime["met"]:
+            f.reason += (f"; Holm-adjusted over the {len(judged)} findings judged in this report: p(holds) = "
+                         f"{f.p['holds_holm']:.3g}, p(does not hold) = {f.p['does_not_hold_holm']:.3g}")
+        else:
+            f.reason = f"not in regime ({f.regime['condition']}; measured {_brief(f.regime['measured'])}); " + f.reason
+    return findings
+
+
+def _brief(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k} = {v:.3g}" if isinstance(v, float) else f"{k} = {v}" for k, v in values.items())
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -95,7 +152,7 @@ class Profile:
     """PGD steps of the final test evaluation."""
     test_n: int | None
     lrs: tuple[float, ...]
-    """Learning rates of the PAS-vs-AT comparison (liu2020 f), relative to the dataset's own."""
+    """The absolute learning rates of the PAS-vs-AT comparison (liu2020 f), one grid for both arms."""
     lanczos_cap: int
     """Most Lanczos steps (HVPs) for the top Hessian eigenvalues; Lanczos stops earlier once converged."""
     landscape_points: int
@@ -105,16 +162,24 @@ class Profile:
     """How many of the dataset's ε-sweep values to train (the smallest and the largest are always kept)."""
     smoke_test: bool = True
     """Too small to decide anything: a check that every suite runs; its verdicts are labelled as such."""
+    aa_n: int = 500
+    """Test examples on which the judged checkpoints of accuracy claims are attacked with AutoAttack."""
+    tuning_trials: int = 4
+    """Settings each arm of (h) tries on validation (the same number for both arms)."""
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.2, 1.0), 8, 5,
-                    ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2),
-    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.2, 1.0, 2.0, 6.0), 40, 5, ("data.batch_size=128",)),
-    "full": Profile("full", (0, 1, 2, 3, 4), 20, 5, 512, 10, 20, None, (0.2, 1.0, 2.0, 6.0), 100, 9,
+    "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.02, 0.2), 8, 5,
+                    ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2, aa_n=20,
+                    tuning_trials=2),
+    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.01, 0.03, 0.1, 0.3), 40, 5, ("data.batch_size=128",),
+                     aa_n=100, tuning_trials=2),
+    "full": Profile("full", tuple(range(8)), 20, 5, 512, 10, 20, None, (0.01, 0.03, 0.1, 0.3), 100, 9,
                     smoke_test=False),
 }
-"""Full: 5 seeds wherever seeds are compared (3 seeds cannot reach p < 0.05 with the exact sign-flip test)."""
+"""Full: 8 seeds wherever seeds are compared: the exact sign-flip test's smallest p is then 1/256, which leaves
+room for the Holm adjustment over a report's findings (with 5 seeds the floor is 1/32 and no adjusted p can
+reach 0.05; with 3 no p can)."""
 
 
 @dataclass(frozen=True)
@@ -128,33 +193,50 @@ class DataSettings:
     eps_sweep: tuple[float, ...]
     epochs: dict[str, int] = field(default_factory=dict)
     """Epochs per profile where the dataset needs its own (CIFAR-10: the papers' 200)."""
-    pas: str = "PAS, one long cycle"
-    """The PAS variant (f) is judged on: liu2020's own for this kind of data (MNIST: one long cycle, Adam;
-    CIFAR-10: cycles with restarts); see liu2020.pas_arms."""
     budgets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Further overrides per profile (a training subset, a smaller test set) where the dataset needs its own."""
+    pas_eps: float | None = None
+    """The ε of (f): large enough that AT gets stuck on the initial plateau at some learning rate (liu2020's
+    regime; chosen by a pilot); None: the dataset's ε."""
+    overfit: tuple[str, ...] = ()
+    """wu2020's regime: overrides under which AT robust-overfits (a small training subset, a wide model, training
+    long past the learning-rate decay); applied to every run of (i) and (j)."""
+    overfit_epochs: dict[str, int] = field(default_factory=dict)
+    """Epochs of the wu2020 runs per profile (default: twice the suite's)."""
 
 
 DATASETS: dict[str, DataSettings] = {
     "digits": DataSettings("digits", ("data.name=digits", "data.batch_size=64", "model.name=cnn_small"),
-                           0.2, 0.05, (0.0, 0.1, 0.2, 0.3)),
+                           0.2, 0.05, (0.0, 0.1, 0.2, 0.3), pas_eps=0.3,
+                           overfit=("data.train_n=300", "optimizer.weight_decay=0"),
+                           overfit_epochs={"full": 100, "quick": 6, "tiny": 2}),
     # MNIST-1D signals have std 0.0996 in [0, 1]: ε = 0.1 (one std) left every AT model at chance for 20 epochs;
     # ε = 0.02 gives cnn_small 85 % clean / 56 % PGD-10 (the MLP reaches only 65 % clean without attack)
     "mnist1d": DataSettings("mnist1d", ("data.name=mnist1d", "data.batch_size=64", "model.name=cnn_small"),
-                            0.02, 0.05, (0.0, 0.01, 0.02, 0.03)),
+                            0.02, 0.05, (0.0, 0.01, 0.02, 0.03), pas_eps=0.05,
+                            overfit=("data.train_n=1000", "optimizer.weight_decay=0"),
+                            overfit_epochs={"full": 100, "quick": 6, "tiny": 2}),
     # Fashion-MNIST (the official files): an MLP (256, 256) on a 3000-example training subset, chosen to fit
     # every finding with 5 seeds in about an hour on 2 CPU cores (docs/findings.md: the cost measured per pass)
     "fashion_mnist": DataSettings("fashion_mnist", ("data.name=fashion_mnist", "data.batch_size=128", "model.name=mlp",
                                                     "data.val_fraction=0.02"),
                                   0.1, 0.05, (0.0, 0.05, 0.1, 0.15), {"full": 10, "quick": 3},
                                   budgets={"full": ("data.train_n=3000", "eval.test_n=2000"),
-                                           "quick": ("data.train_n=1000",), "tiny": ("data.train_n=1400",)}),
+                                           "quick": ("data.train_n=1000",), "tiny": ("data.train_n=1400",)},
+                                  pas_eps=0.3,
+                                  # pilot (docs/findings.md): a (1024, 1024) MLP on 500 examples without weight decay
+                                  # fits the training adversarial examples (train PGD accuracy 0.88 at epoch 86) while
+                                  # validation PGD accuracy falls from 0.55 (epoch 41) to 0.49
+                                  overfit=("data.train_n=500", "model.kwargs={hidden: [1024, 1024]}",
+                                           "optimizer.weight_decay=0", "optimizer.lr=0.1", "data.val_fraction=0.005"),
+                                  overfit_epochs={"full": 100, "quick": 6, "tiny": 2}),
     "mnist": DataSettings("mnist", ("data.name=mnist", "data.root=data", "data.batch_size=128", "model.name=lenet"),
                           0.3, 0.01, (0.0, 0.1, 0.2, 0.3)),
     "cifar10": DataSettings("cifar10", ("data.name=cifar10", "data.root=data", "data.batch_size=128",
                                         "data.augment=crop_flip", "data.val_fraction=0.02",
                                         "model.name=preact_resnet18", "threat.bn_mode=train"),
-                            8 / 255, 0.1, (0.0, 2 / 255, 4 / 255, 8 / 255), {"full": 200, "quick": 30}, "PAS, cycles"),
+                            8 / 255, 0.1, (0.0, 2 / 255, 4 / 255, 8 / 255), {"full": 200, "quick": 30},
+                            overfit_epochs={"full": 200, "quick": 30}),
 }
 
 
@@ -233,7 +315,52 @@ class Suite:
             trainer.conclude_diverged(str(error))
             self.log(f"  diverged {name}: {error}; its best saved epoch is tested")
         self.log(f"  done   {name} in {time.perf_counter() - start:.0f} s")
+        atomic_write_text(run.path / PROVENANCE, dumps(provenance(self.device), indent=2) + "\n")
         return run
+
+    def stale_runs(self) -> list[str]:
+        """The runs of this report trained by other code than the running one (another source hash, or no
+        record): they are reused, and the report names them."""
+        current = code_version()["source_hash"]
+        stale = []
+        for path in sorted((self.out / "runs").glob("*/config.yaml")):
+            record = path.parent / PROVENANCE
+            kept = json.loads(record.read_text()) if record.exists() else {}
+            if kept.get("source_hash") != current:
+                stale.append(path.parent.name)
+        return stale
+
+    def health(self, runs: dict[str, Run]) -> dict[str, list[str]]:
+        """Which of ``runs`` (label -> run) diverged (a non-finite loss; concluded with their best saved epoch)
+        and which collapsed (test robust accuracy, or clean accuracy without attack, at most chance + 2 points)."""
+        out: dict[str, list[str]] = {"diverged": [], "collapsed": []}
+        for label, run in runs.items():
+            summary = run.summary()
+            if summary.get("diverged"):
+                out["diverged"].append(label)
+            acc = summary.get("last_test_robust_acc") if summary.get("eps") else summary.get("last_test_clean_acc")
+            if acc is not None and acc <= CHANCE + 0.02:
+                out["collapsed"].append(label)
+        return out
+
+    def judged_accuracy(self, run: Run, which: str) -> dict[str, float]:
+        """Test robust accuracy of a judged checkpoint: AutoAttack (APGD-CE and APGD-T, the official code) and
+        the evaluation PGD (every iterate counted), on the first ``aa_n`` test examples; kept in runs/."""
+        config = run.config()
+        settings = {"run": _settings(config), "which": which, "n": self.profile.aa_n, "pgd_steps": self.profile.eval_steps,
+                    "weights": (run.path / "checkpoints" / f"{which}.safetensors").stat().st_mtime_ns}
+
+        def compute() -> dict[str, float]:
+            x, y = self.analysis_data(config, "test")
+            x, y = x[: self.profile.aa_n], y[: self.profile.aa_n]
+            model = self.model(run, which)
+            threat = eval_threat(config.threat.norm, config.threat.eps, self.profile.eval_steps)
+            torch.manual_seed(0)
+            pgd = correct_under_attack(model, x, y, threat).float().mean().item()
+            aa, _ = autoattack_correct(model, x, y, config.threat.norm, config.threat.eps, attacks=["apgd-ce", "apgd-t"])
+            return {"autoattack": aa.float().mean().item(), "pgd": pgd, "n": len(y)}
+
+        return self.cached(f"{run.path.name}.judged_{which}", settings, compute)
 
     def cached(self, name: str, settings: dict[str, Any], compute: Callable[[], Any]) -> Any:
         """The JSON value ``compute()`` returns, kept in ``runs/<name>.json`` with its ``settings`` and reused
@@ -258,7 +385,8 @@ class Suite:
         """The canonical PGD-AT run (shared by the suites): dataset recipe at ε and learning rate."""
         eps = self.data.eps if eps is None else eps
         lr = self.data.lr if lr is None else lr
-        extra = [f"threat.eps={eps}", f"optimizer.lr={lr}", f"seed={seed}"]
+        extra = [f"threat.eps={eps}", f"optimizer.lr={lr}", f"seed={seed}", "track.clean_grad_norm=true",
+                 f"track.n={self.profile.analysis_n}"]
         extra.append(f"threat.step_size={2.5 * eps / self.profile.steps}" if eps > 0 else "objective.name=clean")
         return self.run(f"at_eps{eps:.4g}_lr{lr:.4g}_s{seed}", extra)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from .. import landscape as L
@@ -11,12 +12,15 @@ from ..attacks import pgd
 from ..plots.reproduce import plot_bars
 from ..run import Run
 from .. import stats
-from .common import Finding, Suite, judge, mean_std
+from .common import CHANCE, Finding, Regime, Suite, finding, mean_std
 
 PAPER = "kanai2021"
 ENTROPY_SGD = ("optimizer.name=entropy_sgd", "optimizer.lr=1.0", "optimizer.nesterov=true", "optimizer.L=5",
-               "optimizer.gamma0=0.03", "optimizer.inner_lr=0.1")
-"""recipes/digits/at_entropysgd.yaml's EntropySGD settings (chosen on validation, docs there)."""
+               "optimizer.gamma0=0.03")
+"""recipes/digits/at_entropysgd.yaml's EntropySGD settings, but for the inner step, which (h) tunes."""
+ENTROPY_INNER_LR = 0.1
+ROBUST_MARGIN = 0.1
+"""(g)'s regime: each model's test robust accuracy is at least chance + this."""
 
 
 def matched_l2_eps(suite: Suite, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -64,16 +68,23 @@ def lipschitz(suite: Suite) -> Finding:
     measured |= {f"{kind} model, both norms": {k: mean_std([r[k] for r in rows]) for k in rows[0]}
                  for kind, rows in table.items()}
     same_model = {kind: mean_std([math.log(r["linf"] / r["l2_matched"]) for r in rows])[0] for kind, rows in table.items()}
-    verdict, reason, test = judge(
-        [stats.paired_test([math.log(r["linf_trained_linf"] / r["l2_trained_l2"]) for r in own],
-                           "log(Lip of L∞-AT under L∞ / Lip of L2-AT under L2 at the matched budget), per seed")],
-        "not judged, on one model, mean log(Lip L∞ / Lip L2 matched): "
-        + ", ".join(f"{k} {v:+.2f}" for k, v in same_model.items()))
+    parts = [stats.paired_test([math.log(r["linf_trained_linf"] / r["l2_trained_l2"]) for r in own],
+                               "log(Lip of L∞-AT under L∞ / Lip of L2-AT under L2 at the matched budget), per seed")]
+    note = ("not judged, on one model, mean log(Lip L∞ / Lip L2 matched): "
+            + ", ".join(f"{k} {v:+.2f}" for k, v in same_model.items()))
+    runs = {f"L∞-AT s{s}": suite.at_run(s) for s in seeds} | {f"L2-AT s{s}": _l2_run(suite, s, r["l2_eps"])
+                                                             for s, r in zip(seeds, own)}
+    robust = {label: run.summary()["last_test_robust_acc"] for label, run in runs.items()}
+    regime = Regime(f"comparable budgets on robust models: the L2 ε is matched to the L∞ perturbations' mean ‖δ‖₂, and "
+                    f"every L∞-AT and L2-AT model is robust under its own norm (last test robust accuracy ≥ chance + "
+                    f"{ROBUST_MARGIN:g})", {"least_robust_accuracy": min(robust.values()),
+                                            "matched_l2_eps": mean_std([r["l2_eps"] for r in own])[0]},
+                    min(robust.values()) >= CHANCE + ROBUST_MARGIN)
     bars = {"L∞-AT, L∞": [r["linf_trained_linf"] for r in own], "L2-AT, L2": [r["l2_trained_l2"] for r in own]}
     bars |= {f"{kind} {k}": [r[k] for r in rows] for kind, rows in table.items() for k in ("linf", "l2_matched")}
     figure = plot_bars(bars, suite.figures / "kanai2021_g_lipschitz.png", ylabel="‖∇L(θ+Δ) − ∇L(θ)‖ / ‖Δ‖",
                        title="gradient Lipschitz estimate")
-    return Finding("g", PAPER, "The gradient's Lipschitz estimate of the adversarial loss is larger under L∞ than "
+    return finding("g", PAPER, "The gradient's Lipschitz estimate of the adversarial loss is larger under L∞ than "
                    "under L2 at comparable budgets.", measured,
                    {"eps_linf": suite.data.eps, "protocol": "judged as in the paper: each norm's adversarial loss on a "
                     "model adversarially trained under that norm (L2-AT at the matched budget, same recipe and seed); "
@@ -82,34 +93,56 @@ def lipschitz(suite: Suite) -> Finding:
                     "radius": "‖Δ‖ = 0.01‖θ‖, 2 random directions, attack re-run at θ + Δ",
                     "models": "last weights", "seeds": list(seeds),
                     "examples": f"the first {suite.profile.analysis_n} of each seed's own training split"},
-                   verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
+                   parts, regime, note=note, figures=[figure.name], runs=suite.health(runs),
+                   smoke_test=suite.profile.smoke_test)
+
+
+TUNING_FACTORS = (1.0, 2.0, 0.5, 4.0)
+"""(h)'s tuning grid, the same for both arms: the factors applied to each arm's own learning rate (SGD's learning
+rate; EntropySGD's inner SGLD step), the first ``tuning_trials`` of them."""
+TUNING_SEEDS = (100, 101)
+"""Seeds of the tuning runs (never the seeds the arms are compared on)."""
+
+
+def _arm_run(suite: Suite, arm: str, factor: float, seed: int) -> Run:
+    if arm == "SGD":
+        return suite.at_run(seed, lr=factor * suite.data.lr)
+    inner = factor * ENTROPY_INNER_LR
+    return suite.run(f"esgd_inner{inner:g}_s{seed}", [*ENTROPY_SGD, f"optimizer.inner_lr={inner}", f"seed={seed}"])
 
 
 def entropy_sgd(suite: Suite) -> Finding:
-    """(h) test robust accuracy of AT with EntropySGD vs SGD, at equal gradient evaluations and equal updates."""
-    seeds = suite.profile.seeds
-    updates_epochs = max(1, math.ceil(suite.epochs / 5))
-    suite.log("kanai2021 (h): AT with EntropySGD vs SGD")
-    runs = {"SGD": [suite.at_run(s) for s in seeds],
-            "EntropySGD": [suite.run(f"esgd_s{s}", [*ENTROPY_SGD, f"seed={s}"]) for s in seeds],
-            "SGD, equal updates": [suite.run(f"at_updates_s{s}", [f"epochs={updates_epochs}", f"seed={s}"])
-                                   for s in seeds]}
-    acc = {k: [r.summary()["test_robust_acc"] for r in rs] for k, rs in runs.items()}
-    evals = {k: mean_std([sum(m["grad_evals"] for m in r.metrics()) for r in rs])[0] for k, rs in runs.items()}
-    measured = {k: {"test_robust_acc": mean_std(v), "grad_evals": evals[k]} for k, v in acc.items()}
-    verdict, reason, test = judge([
-        stats.paired_test([e - s for e, s in zip(acc["EntropySGD"], acc["SGD"])],
-                          "EntropySGD − SGD robust accuracy at equal epochs and gradient evaluations, per seed"),
-        stats.paired_test([e - s for e, s in zip(acc["EntropySGD"], acc["SGD, equal updates"])],
-                          "EntropySGD − SGD robust accuracy at equal parameter updates, per seed")])
-    figure = plot_bars(acc, suite.figures / "kanai2021_h_entropysgd.png", ylabel="test robust accuracy (PGD)",
-                       title="AT: EntropySGD vs SGD")
-    return Finding("h", PAPER, "EntropySGD improves robust accuracy over SGD in adversarial training.", measured,
+    """(h) AT with EntropySGD vs SGD, each arm tuned over the same number of settings on validation (tuning seeds),
+    then its selected setting compared on the suite's seeds: AutoAttack accuracy of the best checkpoints."""
+    seeds, factors = suite.profile.seeds, TUNING_FACTORS[: suite.profile.tuning_trials]
+    suite.log(f"kanai2021 (h): AT with EntropySGD vs SGD, {len(factors)} settings each tuned on validation")
+    tuning = {arm: {f: float(np.mean([_arm_run(suite, arm, f, s).summary()["best_score"] for s in TUNING_SEEDS]))
+                    for f in factors} for arm in ("SGD", "EntropySGD")}
+    chosen = {arm: max(scores, key=scores.get) for arm, scores in tuning.items()}
+    runs = {arm: [_arm_run(suite, arm, chosen[arm], s) for s in seeds] for arm in chosen}
+    judged = {arm: [suite.judged_accuracy(r, "best") for r in rs] for arm, rs in runs.items()}
+    acc = {arm: [j["autoattack"] for j in js] for arm, js in judged.items()}
+    evals = {arm: mean_std([sum(m["grad_evals"] for m in r.metrics()) for r in rs])[0] for arm, rs in runs.items()}
+    regime = Regime("both arms tuned with the same budget on validation: the same number of settings, each scored by "
+                    f"mean validation robust accuracy over the tuning seeds {list(TUNING_SEEDS)}",
+                    {"settings_tried": {arm: len(scores) for arm, scores in tuning.items()}},
+                    len({len(scores) for scores in tuning.values()}) == 1)
+    measured = {arm: {"autoattack": mean_std(acc[arm]), "pgd": mean_std([j["pgd"] for j in judged[arm]]),
+                      "grad_evals": evals[arm], "selected_factor": chosen[arm],
+                      "validation_by_factor": {f"{f:g}": v for f, v in tuning[arm].items()}} for arm in acc}
+    parts = [stats.paired_test([e - s for e, s in zip(acc["EntropySGD"], acc["SGD"])],
+                               "EntropySGD − SGD AutoAttack accuracy, each at its validation-selected setting, per seed")]
+    figure = plot_bars(acc, suite.figures / "kanai2021_h_entropysgd.png", ylabel="test robust accuracy (AutoAttack)",
+                       title="AT: EntropySGD vs SGD (each tuned on validation)")
+    all_runs = {r.path.name: r for rs in runs.values() for r in rs}
+    return finding("h", PAPER, "EntropySGD improves robust accuracy over SGD in adversarial training.", measured,
                    {"epochs": suite.epochs, "entropy_sgd": list(ENTROPY_SGD), "seeds": list(seeds),
-                    "budgets": "in this trainer an EntropySGD epoch uses each minibatch once (L = 5 inner steps per "
-                    "update), so equal epochs = equal gradient evaluations (grad_evals measured); 'equal updates' "
-                    f"trains SGD for {updates_epochs} epochs, as many parameter updates as EntropySGD makes"},
-                   verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
+                    "tuning": f"factors {list(factors)} of SGD's learning rate {suite.data.lr:g} and of EntropySGD's "
+                              f"inner step {ENTROPY_INNER_LR:g}, on seeds {list(TUNING_SEEDS)}, by validation robust accuracy",
+                    "budgets": "an EntropySGD epoch uses each minibatch once (L = 5 inner steps per update), so equal "
+                               "epochs = equal gradient evaluations (grad_evals measured)",
+                    "accuracy": f"AutoAttack (APGD-CE + APGD-T) on the first {suite.profile.aa_n} test examples decides"},
+                   parts, regime, figures=[figure.name], runs=suite.health(all_runs), smoke_test=suite.profile.smoke_test)
 
 
 def run(suite: Suite) -> list[Finding]:

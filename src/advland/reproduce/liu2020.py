@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -13,7 +14,7 @@ from .. import landscape as L
 from .. import stats
 from ..config import load_config
 from ..plots.reproduce import plot_lines, plot_seeds
-from .common import Finding, Suite, epochs_to_reach, judge, mean_std
+from .common import Finding, Regime, Suite, epochs_to_reach, finding, mean_std
 
 PAPER = "liu2020"
 RATIOS = (0.25, 0.5, 0.75, 0.9, 1.1, 1.25, 1.5, 2.0)
@@ -88,8 +89,11 @@ def linear_threshold(suite: Suite) -> Finding:
                                            "min_w_norm_below_0.75": min(below), "max_w_norm_above_1.25": max(above)}
     figure = plot_lines(RATIOS, series, suite.figures / "liu2020_a_linear.png", xlabel="ε / ε*",
                         ylabel="‖w‖₂ (max over inits)", title="linear model: ‖w‖ against ε/ε*", logy=True, vline=1.0)
-    verdict, reason, test = judge(parts, "‖w‖ below 1e-300 is taken as 1e-300 (w = 0 exactly)")
-    return Finding(
+    fitted = {task: measured[f"{task}, {norm}"]["min_w_norm_below_0.75"] for task in steps for norm in ("linf", "l2")}
+    regime = Regime("the theorem's setting: a linear classifier without bias, logistic loss, fitted to its optimum; "
+                    "checked: below the threshold (ε ≤ 0.75ε*) every fit has moved away from w = 0 (‖w‖ > 1e-3)",
+                    {"smallest_w_norm_below_threshold": min(fitted.values())}, min(fitted.values()) > 1e-3)
+    return finding(
         "a", PAPER, "A linear classifier (no bias, logistic loss) trained adversarially becomes constant (w = 0) "
         "exactly when ε ≥ ε* = ‖mean_i y_i x_i‖_q (q = ∞ for the L∞ threat, 2 for L2).",
         measured,
@@ -98,7 +102,8 @@ def linear_threshold(suite: Suite) -> Finding:
                      "balanced, flattened, divided by their root mean squared norm" if len(steps) > 1 else ""),
          "steps": steps, "optimizer": "full-batch subgradient descent, step cosine 1 → 0", "inits": seeds,
          "ratios": list(RATIOS), "criterion": f"per init, ‖w‖ drops by more than 10^{LINEAR_DROP:g} across the threshold"},
-        verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
+        parts, regime, note="‖w‖ below 1e-300 is taken as 1e-300 (w = 0 exactly)", figures=[figure.name],
+        smoke_test=suite.profile.smoke_test)
 
 
 # ---------------------------------------------------------------- (b)–(e) the ε sweep
@@ -115,7 +120,8 @@ def _measure_eps(suite: Suite, eps: float, seed: int) -> dict:
                     max_steps=suite.profile.lanczos_cap, seed=seed)
     scatter = L.gradient_scattering(model, x, y, threat, seed=seed)
     plateau, censored = epochs_to_reach([r["train_clean_acc"] for r in history], PLATEAU_ACC, 0.1)
-    return {
+    norms = [r["clean_grad_norm"] for r in history if r.get("clean_grad_norm") is not None]
+    return {"clean_grad_norms": norms,
         "epochs_to_plateau_exit": plateau, "plateau_censored": censored,
         "final_grad_norm": L.gradient_norm(model, x, y, threat, seed=seed),
         "hessian_top1": top.values[0].item(), "hessian_top2": top.values[1].item(),
@@ -127,19 +133,53 @@ def _measure_eps(suite: Suite, eps: float, seed: int) -> dict:
 
 
 def _trend(table: dict[float, list[dict]], key: str, sign: int, usable=lambda r: True) -> tuple[dict, list]:
-    """Per-ε mean/std of ``key`` and the two tests of SPEC §9 for a trend over ε: the paired test of
-    (largest − smallest ε)·sign per seed and the permutation test of Spearman's ρ(ε, key)·sign over all runs;
-    runs failing ``usable`` are left out (a pair with either end left out is dropped)."""
+    """Per-ε mean/std of ``key`` and the two tests of a trend over ε: the paired test of (largest − smallest ε)·sign
+    per seed, and the within-seed permutation test of Spearman's ρ(ε, key)·sign (ε permuted within each seed only,
+    never across seeds); runs failing ``usable`` are left out (a pair with either end left out is dropped)."""
     eps = sorted(table)
     per_eps = {f"{e:g}": dict(zip(("mean", "std"), mean_std([r[key] for r in table[e] if usable(r)]))) for e in eps}
-    runs = [(e, r[key]) for e in eps for r in table[e] if usable(r)]
     diffs = [sign * (hi[key] - lo[key]) for lo, hi in zip(table[eps[0]], table[eps[-1]]) if usable(lo) and usable(hi)]
     direction = "" if sign > 0 else " (negated: lower is as claimed)"
     parts = [stats.paired_test(diffs, f"{key} at ε = {eps[-1]:g} minus at ε = {eps[0]:g}{direction}")]
-    if len(runs) >= 3:
-        parts.append(stats.rank_test([e for e, _ in runs], [v for _, v in runs],
-                                     f"Spearman ρ(ε, {key}) over all runs{direction}", sign=sign))
+    groups = []
+    for seed_runs in zip(*(table[e] for e in eps)):
+        kept = [(e, r[key]) for e, r in zip(eps, seed_runs) if usable(r)]
+        if len(kept) >= 2:
+            groups.append(([e for e, _ in kept], [v for _, v in kept]))
+    if groups and len(eps) >= 3:
+        parts.append(stats.within_seed_test(groups, f"mean within-seed Spearman ρ(ε, {key}){direction}", sign=sign))
     return {"by_eps": per_eps}, parts
+
+
+NEAR_MINIMUM = 0.2
+"""(c), (d), (e)'s regime: the clean gradient norm fell by less than this fraction over the last quarter of training."""
+PLATEAU_SHARE = 0.1
+"""(b)'s regime: at the largest ε, AT spends at least this share of training on the initial plateau (mean over seeds)."""
+
+
+def near_minimum(table: dict[float, list[dict]], epochs: int) -> Regime:
+    """(c)–(e) are measured near a minimum: for every run, the clean gradient norm (tracked each epoch on the
+    analysis examples) fell by less than NEAR_MINIMUM over the last quarter of training (its median over the runs)."""
+    falls = []
+    for runs in table.values():
+        for r in runs:
+            norms = r["clean_grad_norms"]
+            if len(norms) >= 2:
+                start = norms[max(0, min(len(norms) - 2, (3 * epochs) // 4 - 1))]
+                falls.append(1 - norms[-1] / start if start > 0 else 0.0)
+    fall = float(np.median(falls)) if falls else math.nan
+    return Regime(f"measured near a minimum: the clean gradient norm has stopped falling (it fell by less than "
+                  f"{NEAR_MINIMUM:.0%} over the last quarter of training; median over the sweep's runs)",
+                  {"median_fall_last_quarter": fall, "runs": len(falls)}, bool(falls) and fall < NEAR_MINIMUM)
+
+
+def plateau_regime(table: dict[float, list[dict]], epochs: int) -> Regime:
+    """(b): the largest ε holds AT on the initial plateau for a measurable share of training."""
+    largest = max(table)
+    share = float(np.mean([r["epochs_to_plateau_exit"] for r in table[largest]])) / epochs
+    return Regime(f"large ε traps AT on the initial plateau: at the largest ε ({largest:g}) AT spends at least "
+                  f"{PLATEAU_SHARE:.0%} of training below {PLATEAU_ACC:.0%} training accuracy (mean over seeds)",
+                  {"plateau_share_at_largest_eps": share}, share >= PLATEAU_SHARE)
 
 
 def eps_sweep(suite: Suite) -> list[Finding]:
@@ -148,6 +188,8 @@ def eps_sweep(suite: Suite) -> list[Finding]:
     suite.log(f"liu2020 (b–e): ε sweep {eps_list} × seeds {suite.profile.seeds}")
     table = {e: [_measure_eps(suite, e, s) for s in suite.profile.seeds] for e in eps_list}
     seeds = suite.profile.seeds
+    regimes = {"b": plateau_regime(table, suite.epochs)}
+    regimes |= dict.fromkeys("cde", near_minimum(table, suite.epochs))
     settings = {"eps": list(eps_list), "seeds": list(seeds), "epochs": suite.epochs, "train_pgd_steps": suite.profile.steps,
                 "analysis": f"last weights, the first {suite.profile.analysis_n} examples of each run's own training "
                             f"split, PGD-{suite.profile.analysis_steps} (step ε/4) at each run's own ε (none at ε = 0)"}
@@ -192,76 +234,116 @@ def eps_sweep(suite: Suite) -> list[Finding]:
                          suite.figures / f"liu2020_{key}_{metric}.png", xlabel="training ε", ylabel=label,
                          title=f"{label} against ε")
         figures = [fig_b.name, fig.name] if key == "b" else [fig.name]
-        verdict, reason, test = judge(parts, notes.get(key, ""))
-        findings.append(Finding(key, PAPER, claim, measured, settings, verdict, reason, test, figures,
-                                smoke_test=suite.profile.smoke_test))
+        findings.append(finding(key, PAPER, claim, measured, settings, parts, regimes[key], note=notes.get(key, ""),
+                                figures=figures, smoke_test=suite.profile.smoke_test))
     return findings
 
 
 # ---------------------------------------------------------------- (f) PAS
 
 ADAM_LR = 1e-3
-"""The learning rate the long-cycle (MNIST-style) PAS scales by the comparison's ratios (Adam's default)."""
+"""The base learning rate of liu2020's own MNIST recipe (Adam; the supplementary, confounded arm)."""
+STUCK_SEEDS = 0.5
+"""(f)'s regime: at some learning rate, at least this share of AT's seeds never leaves the initial plateau."""
 
 
-def pas_arms(suite: Suite) -> dict[str, tuple[list[str], float]]:
-    """PAS variants: name -> (config overrides, base learning rate). "PAS, cycles": two cycles (ends E/2, E),
-    cosine ε ramp to 2ε and SGD's cosine learning rate restarted per cycle (liu2020's CIFAR-10 code);
-    "PAS, one long cycle": liu2020's MNIST code, one cycle over all epochs, ε_max = 1.5ε, Adam."""
-    cycles = [suite.epochs // 2, suite.epochs] if suite.epochs >= 2 else [suite.epochs]
-    return {"PAS, cycles": (["schedule.eps=pas", "schedule.lr=cyclic_cosine", f"schedule.cycles={cycles}"], suite.data.lr),
-            "PAS, one long cycle": (["schedule.eps=pas", "schedule.lr=cyclic_cosine", "schedule.eps_max_factor=1.5",
-                                     "optimizer.name=adam"], ADAM_LR)}
+def pas_eps(suite: Suite) -> float:
+    return suite.data.pas_eps or suite.data.eps
 
 
-def _pas_run(suite: Suite, arm: str, extra: list[str], lr: float, seed: int):
-    tag = "pas" if arm == "PAS, cycles" else "pas_long"
-    return suite.run(f"{tag}_lr{lr:.4g}_s{seed}", [*extra, f"optimizer.lr={lr}", f"seed={seed}"])
+def _cycles(suite: Suite) -> list[int]:
+    return [suite.epochs // 2, suite.epochs] if suite.epochs >= 2 else [suite.epochs]
+
+
+def pas_arms(suite: Suite) -> dict[str, list[str]]:
+    """(f)'s arms: name -> config overrides. "AT" and "PAS" differ in the ε schedule only: both SGD with the
+    periodic learning rate (cosine, restarted at every cycle end: E/2 and E), AT at constant ε, PAS with liu2020's
+    cosine ε ramp to 2ε per cycle (clipped at ε). "PAS (liu2020 MNIST recipe)": one long cycle, ε_max = 1.5ε, Adam;
+    supplementary, since it changes the optimizer too."""
+    eps = pas_eps(suite)
+    common = [f"threat.eps={eps}", f"threat.step_size={2.5 * eps / suite.profile.steps}", "optimizer.name=sgd",
+              "schedule.lr=cyclic_cosine", f"schedule.cycles={_cycles(suite)}"]
+    return {"AT": [*common, "schedule.eps=constant"], "PAS": [*common, "schedule.eps=pas"],
+            "PAS (liu2020 MNIST recipe)": [f"threat.eps={eps}", f"threat.step_size={2.5 * eps / suite.profile.steps}",
+                                           "schedule.eps=pas", "schedule.lr=cyclic_cosine", "schedule.eps_max_factor=1.5",
+                                           "optimizer.name=adam"]}
+
+
+def arm_lrs(suite: Suite, arm: str) -> list[float]:
+    """One absolute grid for AT and PAS; Adam's arm scales its own base by the grid's ratios to its middle."""
+    grid = list(suite.profile.lrs)
+    if arm.startswith("PAS (liu2020"):
+        middle = grid[len(grid) // 2]
+        return [ADAM_LR * lr / middle for lr in grid]
+    return grid
+
+
+def _pas_run(suite: Suite, arm: str, lr: float, seed: int):
+    tag = {"AT": "f_at", "PAS": "f_pas"}.get(arm, "f_pas_adam")
+    return suite.run(f"{tag}_eps{pas_eps(suite):g}_lr{lr:.4g}_s{seed}", [*pas_arms(suite)[arm], f"optimizer.lr={lr}",
+                                                                          f"seed={seed}"])
+
+
+def _stuck(run) -> bool:
+    """Whether a run never left the initial plateau (training accuracy below PLATEAU_ACC at every epoch)."""
+    return epochs_to_reach([r["train_clean_acc"] for r in run.metrics()], PLATEAU_ACC, 0.1)[1]
 
 
 def pas_vs_at(suite: Suite) -> Finding:
-    """(f) test robust accuracy (best checkpoint) of PAS and vanilla AT across learning rates and seeds."""
-    ratios, seeds = suite.profile.lrs, suite.profile.seeds
-    arms = pas_arms(suite)
-    suite.log(f"liu2020 (f): PAS ({', '.join(arms)}) vs AT at learning rates {ratios} × base × seeds {seeds}")
-    summaries = {"AT": [[suite.at_run(s, lr=r * suite.data.lr).summary() for r in ratios] for s in seeds]}
-    for arm, (extra, base) in arms.items():
-        summaries[arm] = [[_pas_run(suite, arm, extra, r * base, s).summary() for r in ratios] for s in seeds]
-    acc = {m: [[run["test_robust_acc"] for run in row] for row in rows] for m, rows in summaries.items()}
-    diverged = {m: {f"{r:g}": sum("diverged" in row[i] for row in rows) for i, r in enumerate(ratios)}
-                for m, rows in summaries.items()}
-    figure = plot_seeds(list(ratios), acc, suite.figures / "liu2020_f_pas.png", xlabel="learning rate / the arm's base",
-                        ylabel="test robust accuracy (PGD)", title="PAS vs AT across learning rates", logx=True)
-    spread = {m: [mean_std(row)[1] for row in rows] for m, rows in acc.items()}
-    measured = {m: {"by_lr_ratio": {f"{r:g}": mean_std([row[i] for row in rows]) for i, r in enumerate(ratios)},
-                    "mean_over_lrs_and_seeds": mean_std([v for row in rows for v in row]),
-                    "std_across_lrs_per_seed": spread[m], "diverged_runs_by_lr_ratio": diverged[m]}
-                for m, rows in acc.items()}
-    tests = {arm: [stats.paired_test([mean_std(p)[0] - mean_std(a)[0] for p, a in zip(acc[arm], acc["AT"])],
-                                     f"{arm} − AT robust accuracy (mean over learning rates), per seed"),
-                   stats.paired_test([a - p for a, p in zip(spread["AT"], spread[arm])],
-                                     f"AT − {arm} std of robust accuracy across learning rates, per seed")]
-             for arm in arms}
-    primary = suite.data.pas
-    verdict, reason, test = judge(tests[primary], f"the verdict is taken on {primary!r}, liu2020's own PAS for this "
-                                  "kind of data; the other variant is reported, not judged")
-    others = [t for arm, ts in tests.items() if arm != primary for t in ts]
-    test["supplementary"] = [t.as_dict() for t in others]
-    reason += "; " + "; ".join(f"{stats.explain(t)} [{stats.verdict(t)}]" for t in others)
-    stopped = {m: {r: k for r, k in by_ratio.items() if k} for m, by_ratio in diverged.items()}
-    if any(stopped.values()):
-        reason += ("; runs whose training diverged (a non-finite loss) count with the best epoch they saved before "
-                   "it, per arm and learning-rate ratio: " + ", ".join(f"{m} {by_ratio}" for m, by_ratio in stopped.items()
-                                                                     if by_ratio))
-    lrs = {"AT": [r * suite.data.lr for r in ratios]} | {arm: [r * base for r in ratios] for arm, (_, base) in arms.items()}
-    return Finding("f", PAPER, "PAS beats vanilla AT in robust accuracy and varies less across learning rates.",
-                   measured, {"lrs": lrs, "lr_ratios": list(ratios), "seeds": list(seeds), "epochs": suite.epochs,
-                              "arms": {"AT": "SGD, piecewise learning rate, constant ε"}
-                              | {arm: " ".join(extra) for arm, (extra, _) in arms.items()},
-                              "pas": "cosine ε ramp to ε_max per cycle (2ε, or 1.5ε for the long cycle), clipped at ε; "
-                                     "cosine learning rate restarted per cycle",
-                              "checkpoint": "best by validation robust accuracy", "test_attack": f"PGD-{suite.profile.eval_steps}"},
-                   verdict, reason, test, [figure.name], smoke_test=suite.profile.smoke_test)
+    """(f) test robust accuracy (AutoAttack, best checkpoint) of PAS and AT across one learning-rate grid and seeds."""
+    seeds, arms = suite.profile.seeds, list(pas_arms(suite))
+    suite.log(f"liu2020 (f): {', '.join(arms)} at ε = {pas_eps(suite):g}, learning rates {suite.profile.lrs} × seeds")
+    runs = {arm: [[_pas_run(suite, arm, lr, s) for lr in arm_lrs(suite, arm)] for s in seeds] for arm in arms}
+    judged = {arm: [[suite.judged_accuracy(r, "best") for r in row] for row in rows] for arm, rows in runs.items()}
+    acc = {arm: [[j["autoattack"] for j in row] for row in rows] for arm, rows in judged.items()}
+    stuck = {arm: [[_stuck(r) for r in row] for row in rows] for arm, rows in runs.items()}
+    diverged = {arm: [["diverged" in r.summary() for r in row] for row in rows] for arm, rows in runs.items()}
+    stuck_share = [float(np.mean([row[i] for row in stuck["AT"]])) for i in range(len(suite.profile.lrs))]
+    regime = Regime(f"large ε traps AT on the initial plateau at some learning rate: at ε = {pas_eps(suite):g}, at "
+                    f"least {STUCK_SEEDS:.0%} of AT's seeds never reach {PLATEAU_ACC:.0%} training accuracy at one "
+                    "learning rate of the grid or more",
+                    {"at_stuck_share_by_lr": dict(zip(map(str, suite.profile.lrs), stuck_share))},
+                    max(stuck_share) >= STUCK_SEEDS)
+    mean = {arm: [float(np.mean(row)) for row in rows] for arm, rows in acc.items()}
+    spread = {arm: [max(row) - min(row) for row in rows] for arm, rows in acc.items()}
+    parts = [stats.paired_test([p - a for p, a in zip(mean["PAS"], mean["AT"])],
+                               "PAS − AT AutoAttack accuracy (mean over learning rates), per seed"),
+             stats.paired_test([a - p for a, p in zip(spread["AT"], spread["PAS"])],
+                               "AT − PAS spread of AutoAttack accuracy across learning rates (max − min), per seed")]
+    counts = {arm: {"stuck": [sum(row) for row in stuck[arm]], "diverged": [sum(row) for row in diverged[arm]]}
+              for arm in arms}
+    adam = "PAS (liu2020 MNIST recipe)"
+    supplementary = [stats.paired_test([a - p for a, p in zip(counts["AT"]["stuck"], counts["PAS"]["stuck"])],
+                                       "AT − PAS runs stuck on the plateau (of the grid's learning rates), per seed"),
+                     stats.paired_test([a - p for a, p in zip(counts["AT"]["diverged"], counts["PAS"]["diverged"])],
+                                       "AT − PAS diverged runs (of the grid's learning rates), per seed"),
+                     stats.paired_test([p - a for p, a in zip(mean[adam], mean["AT"])],
+                                       f"{adam} − AT AutoAttack accuracy (mean over learning rates; confounded: another "
+                                       "optimizer), per seed")]
+    figure = plot_seeds(list(suite.profile.lrs), acc, suite.figures / "liu2020_f_pas.png",
+                        xlabel="learning rate (Adam arm: its own, scaled alike)", ylabel="test robust accuracy (AutoAttack)",
+                        title=f"PAS vs AT across learning rates, ε = {pas_eps(suite):g}", logx=True)
+    measured = {arm: {"by_lr": {f"{lr:g}": mean_std([row[i] for row in acc[arm]]) for i, lr in enumerate(arm_lrs(suite, arm))},
+                      "pgd_by_lr": {f"{lr:g}": mean_std([row[i]["pgd"] for row in judged[arm]])
+                                    for i, lr in enumerate(arm_lrs(suite, arm))},
+                      "mean_over_lrs": mean_std(mean[arm]), "spread_over_lrs": mean_std(spread[arm]),
+                      "stuck_per_seed": counts[arm]["stuck"], "diverged_per_seed": counts[arm]["diverged"]}
+                for arm in arms}
+    named = {kind: [f"{arm} lr {arm_lrs(suite, arm)[i]:g} seed {s}" for arm in arms
+                    for s, row in zip(seeds, flags[arm]) for i, flag in enumerate(row) if flag]
+             for kind, flags in (("diverged", diverged), ("stuck", stuck))}
+    return finding("f", PAPER, "PAS beats vanilla AT in robust accuracy and varies less across learning rates.",
+                   measured, {"eps": pas_eps(suite), "lrs": {arm: arm_lrs(suite, arm) for arm in arms},
+                              "seeds": list(seeds), "epochs": suite.epochs, "cycles": _cycles(suite),
+                              "arms": {arm: " ".join(extra) for arm, extra in pas_arms(suite).items()},
+                              "one factor": "AT and PAS share the optimizer (SGD), the learning-rate schedule and the "
+                                            "absolute learning-rate grid; only the ε schedule differs",
+                              "checkpoint": "best by validation robust accuracy",
+                              "accuracy": f"AutoAttack (APGD-CE + APGD-T) on the first {suite.profile.aa_n} test "
+                                          f"examples decides; PGD-{suite.profile.eval_steps} beside it"},
+                   parts, regime, supplementary=supplementary, figures=[figure.name],
+                   runs={"diverged": named["diverged"]}, smoke_test=suite.profile.smoke_test,
+                   note=f"runs that never left the plateau are counted in stuck_per_seed: {named['stuck'] or 'none'}")
 
 
 def run(suite: Suite) -> list[Finding]:

@@ -43,39 +43,73 @@ def _num(value: Any, spec: str) -> str:
     return "–" if value is None else format(value, spec)
 
 
+def _p(t: dict[str, Any]) -> str:
+    return f"p {'<' if t.get('p_is_bound') else '='} {_num(t['p_value'], '.3g')}"
+
+
+def _spread(t: dict[str, Any]) -> str:
+    """The bounds of a paired test, or what a rank test needs to hold."""
+    low, high = t.get("bounds", [None, None])
+    if str(t.get("bounds_kind", "")).startswith("none"):
+        need = (t.get("critical") or [None])[0]
+        return f"needs ≥ {_num(need, '+.3g')}" if need is not None else "no ρ reaches p < α at this n"
+    if low is None and high is None:
+        return "no bound at this n"
+    return f"[{_num(low, '+.3g')}, {_num(high, '+.3g')}]"
+
+
 def summarize_test(test: dict[str, Any]) -> str:
-    """effect [95 % CI], p of each part of a test object, e.g. "+0.031 [+0.004, +0.058], p = 0.031"."""
-    return "; ".join(f"{_num(t['effect'], '+.3g')} [{_num(t['ci95'][0], '+.3g')}, {_num(t['ci95'][1], '+.3g')}], "
-                     f"p = {_num(t['p_value'], '.3g')}" for t in _parts(test))
+    """effect [bounds], p of each part of a test object, e.g. "+0.031 [+0.004, +0.058], p = 0.0039"."""
+    return "; ".join(f"{_num(t['effect'], '+.3g')} {_spread(t)}, {_p(t)}" for t in _parts(test))
 
 
 def describe_test(test: dict[str, Any]) -> list[str]:
-    """One list item per part: what is tested, by which test, n, effect with its CI, p and α."""
-    lines = [f"- {t['what']}: {t['name']}, n = {t['n']}, effect {_num(t['effect'], '+.4g')} "
-             f"(95 % CI [{_num(t['ci95'][0], '+.4g')}, {_num(t['ci95'][1], '+.4g')}]), p = {_num(t['p_value'], '.3g')}, "
-             f"α = {t['alpha']:g}" for t in _parts(test)]
+    """One list item per part: what is tested, by which test, n, effect with its bounds, p, its floor and α."""
+    lines = [f"- {t['what']}: {t['name']}, n = {t['n']}, effect {_num(t['effect'], '+.4g')} ({t.get('bounds_kind', '')} "
+             f"{_spread(t)}), {_p(t)} (smallest attainable {_num(t.get('p_floor'), '.3g')}), α = {t['alpha']:g}, "
+             f"smallest detectable effect {_num(t.get('min_detectable'), '.3g')}" for t in _parts(test)]
     if "rule" in test:
         lines.append(f"- combined: {test['rule']}")
-    lines += [f"- not judged: {t['what']}: effect {_num(t['effect'], '+.4g')} (95 % CI [{_num(t['ci95'][0], '+.4g')}, "
-              f"{_num(t['ci95'][1], '+.4g')}]), p = {_num(t['p_value'], '.3g')}" for t in test.get("supplementary", [])]
+    lines += [f"- not judged: {t['what']}: effect {_num(t['effect'], '+.4g')} {_spread(t)}, {_p(t)}"
+              for t in test.get("supplementary", [])]
     return lines
 
 
+def _regime(f: Finding) -> str:
+    return f"{'met' if f.regime['met'] else '**not met**'}: {f.regime['condition']} (measured: {_fmt(f.regime['measured'])})"
+
+
+def _holm(f: Finding) -> str:
+    if "holds_holm" not in f.p:
+        return "not judged (regime)"
+    return f"{f.p['holds']:.3g} → {f.p['holds_holm']:.3g}"
+
+
 def markdown(findings: list[Finding], meta: dict[str, Any]) -> str:
-    """The report as markdown: a summary table, then one section per finding with its test, numbers and figures."""
+    """The report as markdown: a summary table, then one section per finding with its regime, test, numbers, figures."""
     lines = [f"# advland reproduce: {meta['papers']}", "",
              f"data `{meta['data']}`, budget `{meta['budget']}`, device `{meta['device']}`, "
              f"wall time {meta['seconds']:.0f} s", ""]
     if meta.get("smoke_test"):
         lines += [f"**This is a {SMOKE}** (budget `{meta['budget']}`): it checks that every suite runs end to end. "
                   "Its verdicts are labelled and say nothing about the papers' claims.", ""]
+    if meta.get("provenance"):
+        lines += [f"Provenance: {_fmt(meta['provenance'])}", ""]
+    if meta.get("stale_runs"):
+        lines += [f"**Runs trained by other code than this report's** (reused as they are): "
+                  f"{', '.join(meta['stale_runs'])}", ""]
     if meta.get("data_settings"):
         lines += [f"Dataset settings: {_fmt(meta['data_settings'])}", ""]
-    lines += ["| finding | paper | claim | effect [95 % CI], p | verdict |", "| --- | --- | --- | --- | --- |"]
-    lines += [f"| ({f.key}) | {f.paper} | {f.claim} | {summarize_test(f.test)} | **{verdict_label(f)}** |" for f in findings]
+    lines += ["Each verdict is a stated test in the direction the paper claims, judged only where the finding's regime "
+              "(what the paper's claim presupposes) is met; the p-values of the findings judged here are Holm-adjusted "
+              "within the report (raw → adjusted), and the adjusted one decides at α = 0.05.", "",
+              "| finding | paper | claim | regime | effect [bounds], p | p(holds) raw → Holm | verdict |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| ({f.key}) | {f.paper} | {f.claim} | {'met' if f.regime['met'] else 'not met'} | "
+              f"{summarize_test(f.test)} | {_holm(f)} | **{verdict_label(f)}** |" for f in findings]
     for f in findings:
         lines += ["", f"## ({f.key}) {f.paper}: {f.claim}", "", f"**Verdict: {verdict_label(f)}.** {f.reason}", "",
-                  "Test:", "", *describe_test(f.test), "", "Measured:", ""]
+                  f"Regime: {_regime(f)}", "", "Test:", "", *describe_test(f.test), "", "Measured:", ""]
         lines += [f"- {k}: {_fmt(v)}" for k, v in f.measured.items()]
         lines += ["", "Settings:", ""] + [f"- {k}: {_fmt(v)}" for k, v in f.settings.items()]
         if f.paper_numbers:

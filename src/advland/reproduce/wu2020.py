@@ -1,5 +1,10 @@
-"""wu2020 (SPEC §9 i–j): weight-landscape sharpness of the adversarial loss against the robust generalization
-gap across AT, TRADES and MART (early-stopped and last), and what adversarial weight perturbation changes."""
+"""wu2020 (i–j): weight-landscape sharpness of the adversarial loss against the robust generalization gap across
+AT, TRADES and MART, and what adversarial weight perturbation changes, in the regime the paper's claims live in:
+AT robust-overfits (its test robust accuracy falls after the learning-rate decay while the train−test gap grows).
+
+Every run of this suite trains under the dataset's robust-overfitting recipe (``DataSettings.overfit``) and tracks
+the robust generalization gap every few epochs on fixed training and test subsets (wu2020's Figure 1).
+"""
 
 from __future__ import annotations
 
@@ -8,23 +13,36 @@ import math
 import numpy as np
 
 from .. import landscape as L
+from .. import stats
 from ..plots.reproduce import plot_lines, plot_scatter
 from ..run import Run
-from .. import stats
-from .common import Finding, Suite, judge, mean_std
+from .common import Finding, Regime, Suite, finding, mean_std
 
 PAPER = "wu2020"
 DISTANCE = 0.5
 """Sharpness = mean adversarial loss at ±DISTANCE (filter-normalized direction) minus the loss at the weights."""
-AWP_OBJECTIVES = {"tiny": ("at",), "quick": ("at",), "full": ("at", "trades", "mart")}
+OBJECTIVES = ("at", "trades", "mart")
+AWP_OBJECTIVES = {"tiny": ("at",), "quick": ("at",), "full": ("at",)}
+"""Objectives (j) compares with and without AWP (the per-seed difference is averaged over them)."""
+OVERFIT_DROP = 0.03
+"""The regime: AT's test robust accuracy at the selected (best) checkpoint exceeds the last one's by at least this."""
+GAP_POINTS = 20
+"""How many times the robust generalization gap is tracked during a run (evenly spaced)."""
 PAPER_NUMBERS = {"AT best / last PGD-20 (%)": [52.79, 43.75], "AT-AWP best / last PGD-20 (%)": [55.39, 54.30],
-                 "setting": "PreActResNet-18, CIFAR-10, L∞ 8/255 (SPEC §8, official AWP logs)"}
+                 "setting": "PreActResNet-18, CIFAR-10, L∞ 8/255 (official AWP logs)"}
 
 
 def awp_warmup(epochs: int) -> int:
-    """Epochs of plain training before AWP starts: a sixth of training (recipes/digits/at_awp.yaml: 5 of 30;
-    without it the CNN stays on the initial plateau), at least one when there are two epochs or more."""
-    return min(math.ceil(epochs / 6), epochs - 1)
+    """Epochs of plain training before AWP starts: a tenth of training (wu2020: 0 of 200 on CIFAR-10, 5 on SVHN,
+    10 for TRADES-AWP; a few plain epochs let small models leave the initial plateau), at least one when there
+    are two epochs or more."""
+    return min(max(math.ceil(epochs / 10), 1), epochs - 1)
+
+
+def checkpoint_of(objective: str, seed: int) -> str:
+    """(i)'s point of a run, fixed before running: the early-stopped (best) checkpoint when seed + the objective's
+    index is even, else the last one; every run gives one point, half of them early-stopped."""
+    return "best" if (seed + OBJECTIVES.index(objective)) % 2 == 0 else "last"
 
 
 def _label(objective: str, awp: bool, which: str) -> str:
@@ -33,14 +51,18 @@ def _label(objective: str, awp: bool, which: str) -> str:
     return f"{objective.upper()}{'-AWP' if awp else ''}, {stop}"
 
 
+def epochs(suite: Suite) -> int:
+    return suite.data.overfit_epochs.get(suite.profile.name, 2 * suite.epochs)
+
+
 def _run(suite: Suite, objective: str, awp: bool, seed: int) -> Run:
-    """The trained run of an objective, with or without AWP (plain AT is the suites' shared run)."""
-    if objective == "at" and not awp:
-        return suite.at_run(seed)
-    extra = [f"objective.name={objective}", f"seed={seed}"]
+    """One run of the robust-overfitting recipe with an objective, with or without AWP."""
+    total = epochs(suite)
+    extra = [*suite.data.overfit, f"epochs={total}", f"objective.name={objective}", f"seed={seed}",
+             f"track.gap_every={max(1, total // GAP_POINTS)}", f"track.gap_n={suite.profile.aa_n}"]
     if awp:
-        extra += ["perturb.name=awp", f"perturb.warmup_epochs={awp_warmup(suite.epochs)}"]
-    return suite.run(f"{objective}{'_awp' if awp else ''}_s{seed}", extra)
+        extra += ["perturb.name=awp", f"perturb.warmup_epochs={awp_warmup(total)}"]
+    return suite.run(f"wu_{objective}{'_awp' if awp else ''}_s{seed}", extra)
 
 
 def measure(suite: Suite, run: Run, which: str, seed: int) -> dict:
@@ -54,62 +76,150 @@ def measure(suite: Suite, run: Run, which: str, seed: int) -> dict:
     near = [int(np.argmin(np.abs(coords - a))) for a in (-DISTANCE, DISTANCE)]
     centre = int(np.argmin(np.abs(coords)))
     gap = suite.robust_acc(model, x, y) - suite.robust_acc(model, x_test, y_test)
+    summary = run.summary()
     return {"sharpness": float(loss[near].mean() - loss[centre]), "gap": gap, "curve": loss.tolist(),
-            "coords": coords.tolist(), "test_robust_acc": run.summary()["test_robust_acc" if which == "best" else
-                                                                       "last_test_robust_acc"]}
+            "coords": coords.tolist(),
+            "test_robust_acc": summary["test_robust_acc" if which == "best" else "last_test_robust_acc"]}
+
+
+def overfitting_regime(suite: Suite, runs: list[Run]) -> Regime:
+    """AT robust-overfits: best − last test robust accuracy (PGD) ≥ OVERFIT_DROP on average over seeds, and the
+    tracked train−test robust gap is larger at the end than at the first learning-rate decay (half of training)."""
+    drops = [r.summary()["test_robust_acc"] - r.summary()["last_test_robust_acc"] for r in runs]
+    growth = []
+    for r in runs:
+        tracked = [m for m in r.metrics() if m.get("robust_gap") is not None]
+        at_decay = [m for m in tracked if m["epoch"] <= epochs(suite) // 2]
+        if tracked and at_decay:
+            growth.append(tracked[-1]["robust_gap"] - at_decay[-1]["robust_gap"])
+    drop, grow = float(np.mean(drops)), float(np.mean(growth)) if growth else math.nan
+    return Regime(f"AT robust-overfits: its test robust accuracy at the validation-selected checkpoint exceeds the "
+                  f"last one's by ≥ {OVERFIT_DROP:g} (mean over seeds), and its train−test robust gap grows after "
+                  "the learning-rate decay (last tracked gap − gap at half of training > 0)",
+                  {"best_minus_last": drop, "gap_growth_after_decay": grow, "best_minus_last_per_seed": drops,
+                   "gap_growth_per_seed": growth},
+                  bool(drop >= OVERFIT_DROP and grow > 0))
 
 
 def run(suite: Suite) -> list[Finding]:
-    """(i) sharpness vs gap across AT/TRADES/MART × {early stopping, last}; (j) the same with AWP."""
+    """(i) sharpness vs gap across AT/TRADES/MART, one checkpoint per run; (j) AWP against no AWP."""
     seeds = suite.profile.seeds
-    suite.log("wu2020 (i–j): AT, TRADES, MART with and without AWP; weight landscapes")
-    variants = [(o, False) for o in ("at", "trades", "mart")] + [(o, True) for o in AWP_OBJECTIVES[suite.profile.name]]
-    table = {(o, awp, which, s): measure(suite, _run(suite, o, awp, s), which, s)
+    awp_objectives = AWP_OBJECTIVES[suite.profile.name]
+    suite.log(f"wu2020 (i–j): AT, TRADES, MART and {', '.join(o.upper() + '-AWP' for o in awp_objectives)} in the "
+              f"robust-overfitting recipe ({epochs(suite)} epochs)")
+    variants = [(o, False) for o in OBJECTIVES] + [(o, True) for o in awp_objectives]
+    runs = {(o, awp, s): _run(suite, o, awp, s) for o, awp in variants for s in seeds}
+    table = {(o, awp, which, s): measure(suite, runs[(o, awp, s)], which, s)
              for o, awp in variants for s in seeds for which in ("best", "last")}
-    plain = [(o, False, w) for o in ("at", "trades", "mart") for w in ("best", "last")]
-    points = {_label(*k): ([table[(*k, s)]["sharpness"] for s in seeds], [table[(*k, s)]["gap"] for s in seeds])
-              for k in plain}
-    fig_i = plot_scatter(points, suite.figures / "wu2020_i_sharpness_gap.png", xlabel=f"sharpness (loss rise at ±{DISTANCE})",
-                         ylabel="robust generalization gap", title="flatness vs robust generalization gap")
-    first = table[(plain[0][0], False, "best", seeds[0])]["coords"]
-    fig_curves = plot_lines(first, {_label(*k): table[(*k, seeds[0])]["curve"] for k in plain},
-                            suite.figures / "wu2020_i_landscapes.png", xlabel="distance along a filter-normalized direction",
-                            ylabel="adversarial loss", title=f"1-D weight landscapes (seed {seeds[0]})")
-    summary = {_label(*k): {m: mean_std([table[(*k, s)][m] for s in seeds]) for m in ("sharpness", "gap", "test_robust_acc")}
-               for k in [(o, awp, w) for o, awp in variants for w in ("best", "last")]}
-    settings = {"seeds": list(seeds), "epochs": suite.epochs, "sharpness": f"mean adversarial loss (PGD-{suite.profile.analysis_steps}, "
-                f"training examples) at ±{DISTANCE} along one filter-normalized random direction minus at 0",
+    regime = overfitting_regime(suite, [runs[("at", False, s)] for s in seeds])
+    health = suite.health({r.path.name: r for r in runs.values()})
+    settings = {"seeds": list(seeds), "epochs": epochs(suite), "recipe": list(suite.data.overfit),
+                "sharpness": f"mean adversarial loss (PGD-{suite.profile.analysis_steps}, training examples) at "
+                             f"±{DISTANCE} along one filter-normalized random direction minus at 0",
                 "gap": f"robust accuracy on the first {suite.profile.analysis_n} examples of the run's own training "
                        "split − on test examples, same PGD",
                 "early stopping": "best checkpoint by validation robust accuracy; no early stopping: last"}
-    keys = [(*k, s) for k in plain for s in seeds]
-    verdict_i, reason_i, test_i = judge([stats.rank_test(
-        [table[k]["sharpness"] for k in keys], [table[k]["gap"] for k in keys],
-        f"Spearman ρ(sharpness, gap) over all {len(plain)} models × {len(seeds)} seeds")])
-    finding_i = Finding("i", PAPER, "Across AT, TRADES and MART, with and without early stopping, a flatter weight "
-                        "landscape of the adversarial loss goes with a smaller robust generalization gap.",
-                        {"models": summary}, settings, verdict_i, reason_i, test_i,
-                        [fig_i.name, fig_curves.name], PAPER_NUMBERS, suite.profile.smoke_test)
-    return [finding_i, _awp_finding(suite, table, summary, settings)]
+    figures = _figures(suite, runs, table, seeds)
+    return [_rank_finding(suite, table, regime, settings, health, figures[:2]),
+            _awp_finding(suite, runs, table, regime, settings, health, figures[2:])]
 
 
-def _awp_finding(suite: Suite, table: dict, summary: dict, settings: dict) -> Finding:
-    """(j) AWP against no AWP, per objective, at the early-stopped checkpoint, averaged over objectives per seed."""
+def _figures(suite: Suite, runs: dict, table: dict, seeds) -> list[str]:
+    """wu2020's Figure 1 (train and test robust accuracy during training, AT against AT-AWP, seed 0), the landscapes
+    and the sharpness–gap scatter of the plain objectives."""
+    plain = [(o, False, w) for o in OBJECTIVES for w in ("best", "last")]
+    points = {_label(*k): ([table[(*k, s)]["sharpness"] for s in seeds], [table[(*k, s)]["gap"] for s in seeds])
+              for k in plain}
+    scatter = plot_scatter(points, suite.figures / "wu2020_i_sharpness_gap.png",
+                           xlabel=f"sharpness (loss rise at ±{DISTANCE})", ylabel="robust generalization gap",
+                           title="flatness vs robust generalization gap")
+    first = table[(plain[0][0], False, "best", seeds[0])]["coords"]
+    curves = plot_lines(first, {_label(*k): table[(*k, seeds[0])]["curve"] for k in plain},
+                        suite.figures / "wu2020_i_landscapes.png", xlabel="distance along a filter-normalized direction",
+                        ylabel="adversarial loss", title=f"1-D weight landscapes (seed {seeds[0]})")
+    series, x_epochs = {}, None
+    for (o, awp, s), r in runs.items():
+        if o != "at" or s != seeds[0]:
+            continue
+        tracked = [m for m in r.metrics() if m.get("robust_gap") is not None]
+        x_epochs = [m["epoch"] for m in tracked]
+        for split in ("train", "test"):
+            series[f"{'AT-AWP' if awp else 'AT'} {split}"] = [m[f"gap_{split}_robust_acc"] for m in tracked]
+    out = [scatter.name, curves.name]
+    if x_epochs:
+        out.append(plot_lines(x_epochs, series, suite.figures / "wu2020_j_robust_overfitting.png", xlabel="epoch",
+                              ylabel="robust accuracy (evaluation PGD)",
+                              title=f"train and test robust accuracy during training (seed {seeds[0]})").name)
+    return out
+
+
+def _rank_finding(suite: Suite, table: dict, regime: Regime, settings: dict, health: dict,
+                  figures: list[str]) -> Finding:
+    """(i): Spearman ρ(sharpness, gap) over one point per independent run (the checkpoint fixed in advance)."""
+    seeds = suite.profile.seeds
+    keys = [(o, False, checkpoint_of(o, s), s) for o in OBJECTIVES for s in seeds]
+    test = stats.rank_test([table[k]["sharpness"] for k in keys], [table[k]["gap"] for k in keys],
+                           f"Spearman ρ(sharpness, gap) over {len(keys)} runs ({len(OBJECTIVES)} objectives × "
+                           f"{len(seeds)} seeds), one checkpoint each")
+    summary = {_label(o, awp, w): {m: mean_std([table[(o, awp, w, s)][m] for s in seeds])
+                                   for m in ("sharpness", "gap", "test_robust_acc")}
+               for o, awp, w, _ in {(*k[:3], 0) for k in table}}
+    points = {f"{o} s{s} ({w})": {"sharpness": table[(o, a, w, s)]["sharpness"], "gap": table[(o, a, w, s)]["gap"]}
+              for o, a, w, s in keys}
+    return finding("i", PAPER, "Across AT, TRADES and MART, with and without early stopping, a flatter weight landscape "
+                   "of the adversarial loss goes with a smaller robust generalization gap.",
+                   {"models": summary, "points": points},
+                   {**settings, "points": "one per run: the best checkpoint when seed + objective index (AT 0, TRADES 1, "
+                                          "MART 2) is even, else the last; fixed before running"},
+                   [test], regime, figures=figures, paper_numbers=PAPER_NUMBERS,
+                   runs={k: [n for n in v if "_awp" not in n] for k, v in health.items()},
+                   smoke_test=suite.profile.smoke_test)
+
+
+def _awp_finding(suite: Suite, runs: dict, table: dict, regime: Regime, settings: dict, health: dict,
+                 figures: list[str]) -> Finding:
+    """(j) AWP against no AWP at the last checkpoint (primary: AutoAttack accuracy; also flatter and a smaller gap),
+    per seed averaged over the objectives; the best checkpoint and the shrinking of best − last are reported."""
     objectives, seeds = AWP_OBJECTIVES[suite.profile.name], suite.profile.seeds
+    judged = {(o, awp, w, s): suite.judged_accuracy(runs[(o, awp, s)], w)
+              for o in objectives for awp in (False, True) for s in seeds for w in ("best", "last")}
 
-    def diff(metric: str, sign: int) -> list[float]:
-        return [float(np.mean([sign * (table[(o, False, "best", s)][metric] - table[(o, True, "best", s)][metric])
-                               for o in objectives])) for s in seeds]
+    def per_seed(value) -> list[float]:
+        return [float(np.mean([value(o, s) for o in objectives])) for s in seeds]
 
-    what = "(mean over objectives), per seed"
-    verdict, reason, test = judge([stats.paired_test(diff("sharpness", +1), f"sharpness without − with AWP {what}"),
-                                   stats.paired_test(diff("gap", +1), f"gap without − with AWP {what}"),
-                                   stats.paired_test(diff("test_robust_acc", -1),
-                                                     f"test robust accuracy with − without AWP {what}")])
-    measured = {_label(o, awp, "best"): summary[_label(o, awp, "best")] for o in objectives for awp in (False, True)}
-    return Finding("j", PAPER, "AWP flattens the weight landscape, shrinks the robust generalization gap and raises "
-                   "test robust accuracy.", measured, {**settings, "awp_objectives": list(objectives),
-                                                      "awp": "γ = 0.01 (AT) / 0.005 (TRADES, MART), one step, "
-                                                             f"warm-up {awp_warmup(suite.epochs)} epochs"},
-                   verdict, reason, test, [], PAPER_NUMBERS, suite.profile.smoke_test)
+    what = f"(mean over {', '.join(o.upper() for o in objectives)}), per seed"
+    acc_last = per_seed(lambda o, s: judged[(o, True, "last", s)]["autoattack"] - judged[(o, False, "last", s)]["autoattack"])
+    parts = [stats.paired_test(acc_last, f"AutoAttack test accuracy at the last checkpoint, with − without AWP {what}"),
+             stats.paired_test(per_seed(lambda o, s: table[(o, False, "last", s)]["sharpness"]
+                                        - table[(o, True, "last", s)]["sharpness"]),
+                               f"sharpness at the last checkpoint, without − with AWP {what}"),
+             stats.paired_test(per_seed(lambda o, s: table[(o, False, "last", s)]["gap"] - table[(o, True, "last", s)]["gap"]),
+                               f"robust generalization gap at the last checkpoint, without − with AWP {what}")]
 
+    def overfit(o, awp, s):
+        return judged[(o, awp, "best", s)]["autoattack"] - judged[(o, awp, "last", s)]["autoattack"]
+
+    supplementary = [
+        stats.paired_test(per_seed(lambda o, s: judged[(o, True, "best", s)]["autoattack"]
+                                   - judged[(o, False, "best", s)]["autoattack"]),
+                          f"AutoAttack test accuracy at the best checkpoint, with − without AWP {what}"),
+        stats.paired_test(per_seed(lambda o, s: overfit(o, False, s) - overfit(o, True, s)),
+                          f"robust overfitting (best − last AutoAttack accuracy), without − with AWP {what}")]
+    measured = {}
+    for o in objectives:
+        for awp in (False, True):
+            for w in ("best", "last"):
+                measured[_label(o, awp, w)] = {
+                    "autoattack": mean_std([judged[(o, awp, w, s)]["autoattack"] for s in seeds]),
+                    "pgd": mean_std([judged[(o, awp, w, s)]["pgd"] for s in seeds]),
+                    "sharpness": mean_std([table[(o, awp, w, s)]["sharpness"] for s in seeds]),
+                    "gap": mean_std([table[(o, awp, w, s)]["gap"] for s in seeds])}
+    return finding("j", PAPER, "AWP flattens the weight landscape, shrinks the robust generalization gap and raises "
+                   "test robust accuracy (judged at the last checkpoint, where robust overfitting shows).", measured,
+                   {**settings, "awp_objectives": list(objectives),
+                    "awp": f"γ = 0.01 (AT) / 0.005 (TRADES, MART), one step, warm-up {awp_warmup(epochs(suite))} epochs",
+                    "accuracy": f"AutoAttack (APGD-CE + APGD-T, official code) on the first {suite.profile.aa_n} test "
+                                f"examples decides; PGD-{suite.profile.eval_steps} on the same examples beside it"},
+                   parts, regime, figures=figures, paper_numbers=PAPER_NUMBERS, supplementary=supplementary,
+                   runs={k: [n for n in v if any(n.startswith(f"wu_{o}") for o in objectives)] for k, v in health.items()},
+                   smoke_test=suite.profile.smoke_test)
