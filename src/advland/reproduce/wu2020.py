@@ -26,7 +26,7 @@ AWP_OBJECTIVES = {"tiny": ("at",), "quick": ("at",), "full": ("at",)}
 """Objectives (j) compares with and without AWP (the per-seed difference is averaged over them)."""
 OVERFIT_DROP = 0.03
 """The regime: AT's test robust accuracy at the selected (best) checkpoint exceeds the last one's by at least this."""
-GAP_POINTS = 20
+GAP_POINTS = 10
 """How many times the robust generalization gap is tracked during a run (evenly spaced)."""
 PAPER_NUMBERS = {"AT best / last PGD-20 (%)": [52.79, 43.75], "AT-AWP best / last PGD-20 (%)": [55.39, 54.30],
                  "setting": "PreActResNet-18, CIFAR-10, L∞ 8/255 (official AWP logs)"}
