@@ -130,7 +130,8 @@ def test_json_writers_turn_non_finite_numbers_into_null(tmp_path):
     _strict_json(run.write_json("summary.json", {"x": float("nan")}).read_text())
     test = paired_test([0.01, 0.02, 0.03], "x").as_dict() | {"p_value": float("nan")}
     finding = Finding(key="a", paper="p", claim="c", measured={"x": float("nan")}, settings={},
-                      verdict="inconclusive", reason="r", test=test)
+                      regime={"condition": "c", "measured": {"x": float("nan")}, "met": True},
+                      p={"holds": float("nan"), "does_not_hold": 1.0}, verdict="inconclusive", reason="r", test=test)
     meta = {"papers": "p", "data": "digits", "budget": "tiny", "device": "cpu", "seconds": 1.0}
     paths = write_report(tmp_path / "rep", [finding], meta)
     written = _strict_json(paths[0].read_text())["findings"][0]

@@ -83,8 +83,10 @@ def _reproduce_report(folder: Path, png: Path) -> Path:
     (folder / "figures").mkdir(parents=True)
     shutil.copy(png, folder / "figures" / "curves.png")
     test = paired_test([0.02, 0.03, 0.05], "robust accuracy: PAS minus AT").as_dict()
-    finding = Finding("a", "liu2020", "a claim with *emphasis*", {"ratio": (1.5, 0.2)}, {"seeds": 3}, "holds",
-                      "because | it does", test, ["curves.png"])
+    finding = Finding("a", "liu2020", "a claim with *emphasis*", {"ratio": (1.5, 0.2)}, {"seeds": 3},
+                      {"condition": "a regime", "measured": {"x": 1.0}, "met": True}, test,
+                      {"holds": test["p_value"], "does_not_hold": 1.0, "holds_holm": test["p_value"],
+                       "does_not_hold_holm": 1.0}, "because | it does", "inconclusive", ["curves.png"])
     meta = {"papers": "liu2020", "data": "digits", "budget": "tiny", "device": "cpu", "seconds": 1.0}
     return next(p for p in write_report(folder, [finding], meta) if p.suffix == ".html")
 
