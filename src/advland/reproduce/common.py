@@ -172,7 +172,7 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", (0, 1), 1, 1, 32, 1, 1, 20, (0.02, 0.2), 8, 5,
                     ("data.batch_size=256", "data.val_fraction=0.03", "data.eval_batch_size=512"), 2, aa_n=20,
                     tuning_trials=2),
-    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.01, 0.03, 0.1, 0.3), 40, 5, ("data.batch_size=128",),
+    "quick": Profile("quick", (0, 1), 4, 2, 128, 3, 5, 200, (0.03, 0.3), 40, 5, ("data.batch_size=128",),
                      aa_n=100, tuning_trials=2),
     "full": Profile("full", tuple(range(8)), 20, 5, 512, 10, 20, None, (0.01, 0.03, 0.1, 0.3), 100, 9,
                     smoke_test=False),
