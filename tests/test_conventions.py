@@ -172,3 +172,9 @@ def test_out_of_range_eval_options_are_one_line(digits_at_run, capsys, argv, mes
     assert main(["eval", str(digits_at_run[0].run.path), "--n", "8", "--no-progress", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_analysis_commands_refuse_whole_box_linf_radii(digits_at_run, capsys):
+    assert main(["hessian", str(digits_at_run[0].run.path), "--eps", "8", "--n", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 8/255 = 0.0314?" in err and err.count("\n") == 1

@@ -273,8 +273,8 @@ def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Op
             raise AdvlandError(f"--threat-norm must be linf, l2 or l1, got {norm!r}")
         threat = replace(threat, norm=norm)
     if eps is not None:
-        if eps < 0:
-            raise AdvlandError(f"--eps must be >= 0, got {eps}")
+        check_radius(threat.norm, eps, allow_large=config.threat.allow_large_eps, what="--eps",
+                     allow_hint="threat.allow_large_eps=true in the run's config.yaml")
         threat = threat.with_eps(eps)
     if steps is not None:
         if steps < 1:
