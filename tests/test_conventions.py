@@ -110,6 +110,10 @@ def test_a_tuple_output_model_file_gives_one_line_then_output_index_works(tmp_pa
     err = capsys.readouterr().err
     assert "the model returns a tuple of 2" in err and "--output-index 0" in err and err.count("\n") == 1
     assert main([*argv, "--output-index", "0"]) == 0
+    hessian = ["hessian", "tuple.pt", "--model", "tuplenets:make", "--data", "digits", "--threat-norm", "linf",
+               "--eps", "0.1", "--loss", "clean", "--top-k", "1", "--n", "8"]
+    assert main(hessian) == 2 and "--output-index 0" in capsys.readouterr().err
+    assert main([*hessian, "--output-index", "0"]) == 0
 
 
 def test_probability_outputs_are_flagged():

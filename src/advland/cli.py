@@ -298,8 +298,10 @@ def _open(target: Path, which: str, source: ModelSource, threat: dict, flags: st
 def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int], source: ModelSource,
                      threat: dict, flags: str = "--threat-norm and --eps"):
     """(target, model on the run's device, x, y) for an analysis command."""
+    from . import data as datasets
     from . import distributed
     from .build import resolve_device
+    from .conventions import check_outputs
 
     if which not in ("best", "last", "init"):
         raise AdvlandError(f"--which must be best, last or init, got {which!r}")
@@ -312,6 +314,7 @@ def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int], sou
     distributed.init(device)  # under torchrun: join the group; grids and probes are split over it
     model = opened.model(distributed.device_for(device))
     x, y = opened.data(split)
+    check_outputs(model, x[:2], datasets.info(opened.config.data.name).num_classes)  # logits (N, classes), or one line
     return opened, model, x[:n], y[:n]
 
 
