@@ -219,8 +219,9 @@ def import_weights(path: str | Path, source: ModelSource, threat: dict[str, Any]
     model, state = build_run_model(config, str(path)), read_state_dict(path)
     fit_state_dict(model_for_weights(model, config, state), state, str(path), config.model.name)
     run.path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.config_path, dump_config(config))
+    # the record first: a process importing the same file at the same time (torchrun) then reuses this directory
     run.write_json(IMPORTED_FROM, {"path": str(path.resolve()), "sha256": file_digest(path)})
+    atomic_write_text(run.config_path, dump_config(config))
     run.save_weights("best", model)
     return run
 
@@ -245,8 +246,8 @@ def import_dir(path: Path, out_dir: Path) -> Run:
     digest = file_digest(path)
     for name in (path.stem, f"{path.stem}-{digest[:8]}"):
         run = Run(out_dir / name)
-        if not run.path.exists() or not any(run.path.iterdir()):
-            return run
+        if not run.path.exists() or not any(not p.name.startswith(".") for p in run.path.iterdir()):
+            return run  # new, or being created (only hidden temporary files yet)
         record = run.path / IMPORTED_FROM
         if record.is_file() and not run.metrics_path.exists():
             known = json.loads(record.read_text())
