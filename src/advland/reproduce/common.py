@@ -401,14 +401,15 @@ class Suite:
 
     def analysis_data(self, config: Config, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``analysis_n`` examples of the training split of the run with ``config`` (its own seed's
-        carve and training subset, so never its validation examples), or the first ``test_n`` test examples."""
+        carve and training subset, so never its validation examples), or the first test examples the run is tested on
+        (the budget's ``test_n``, else the run's ``eval.test_n``, else all)."""
         from ..build import load_split
 
         key = f"{config.data.model_dump_json()} seed={config.seed} {split}"
         if key not in self._splits:
             self._splits[key] = load_split(config, "train" if split == "train" else "test")
         x, y = self._splits[key]
-        n = self.profile.analysis_n if split == "train" else self.profile.test_n
+        n = self.profile.analysis_n if split == "train" else self.profile.test_n or config.eval.test_n
         return x[:n], y[:n]
 
     def model(self, run: Run, which: str = "last") -> torch.nn.Module:
