@@ -26,7 +26,7 @@ def one_run(recipe: str, precision: str, seed: int, epochs: int | None, out: str
     from advland import data as datasets
     from advland.config import load_config
     from advland.evaluate import evaluate
-    from advland.run import load
+    from advland.load import load
     from advland.train import train
 
     extra = [f"precision={precision}", f"seed={seed}", f"out_dir={out}", f"name={precision}_s{seed}", "overwrite=true"]

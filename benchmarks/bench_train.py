@@ -7,9 +7,9 @@ random start, eval-mode attack, SGD step on CE of the adversarial batch):
 * ``bare``: a hand-written loop, parameters frozen while attacking (input gradients only), fp32:
   what a step costs with no framework around it;
 * ``advland fp32``, ``fp32+compile``, ``bf16``, ``bf16+compile``: ``Trainer.train_step`` and the
-  per-step statistics (``_measure``: for AT one extra no-grad clean forward), built from the config
+  per-step statistics (``Trainer.measure``: for AT one extra no-grad clean forward), built from the config
   keys ``precision`` and ``compile``; compile time is paid before timing and printed;
-* ``advland fp32 no-measure``: ``train_step`` alone, to price the clean forward of ``_measure``.
+* ``advland fp32 no-measure``: ``train_step`` alone, to price the clean forward of ``Trainer.measure``.
 
 The sides alternate within each round (so load from other processes hits all of them alike); each
 round times ``--steps`` steps per side. Printed: per side the median seconds per step, and
@@ -97,9 +97,10 @@ def advland_step(trainer: Trainer, measure: bool) -> Callable:
     meter = EpochMeter(trainer.device)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> None:
-        result = trainer.train_step(x, y, threat)
         if measure:
-            trainer._measure(meter, result, x, y)
+            trainer.step(x, y, threat, meter)
+        else:
+            trainer.train_step(x, y, threat)
 
     return step
 
@@ -173,7 +174,7 @@ def main() -> None:
               f"[{min(ratios):.2f}, {max(ratios):.2f}]")
     if "advland fp32 no-measure" in times and "advland fp32" in times:
         cost = [m / n - 1 for m, n in zip(times["advland fp32"], times["advland fp32 no-measure"])]
-        print(f"clean forward of _measure (AT): {100 * statistics.median(cost):+.1f} % of a step "
+        print(f"clean forward of measure (AT): {100 * statistics.median(cost):+.1f} % of a step "
               f"[{100 * min(cost):+.1f}, {100 * max(cost):+.1f}]")
 
 

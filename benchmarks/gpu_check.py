@@ -48,12 +48,11 @@ def speed(args: argparse.Namespace) -> None:
                                         f"device={args.device}", f"out_dir={tmp}", "name=speed", *extra])
             trainer = Trainer(config, data=splits, run=Run(Path(tmp) / "speed"), progress=False)
             batches = list(trainer.batches(0))
-            trainer.accel.warm_up(*trainer._examples(batches[0]), trainer.config.threat.bn_mode)
+            trainer.accel.warm_up(*trainer.examples(batches[0]), trainer.config.threat.bn_mode)
             meter = EpochMeter(trainer.device)
 
             def step(idx: torch.Tensor) -> None:
-                xb, yb = trainer._batch(idx)
-                trainer._measure(meter, trainer.train_step(xb, yb, trainer.threat), xb, yb)
+                trainer.step(*trainer.batch(idx), trainer.threat, meter)
 
             step(batches[0])  # untimed: kernel selection, lazy initialization
             _synchronize(trainer.device)

@@ -102,12 +102,11 @@ def test_compiled_training_resumes_exactly(tmp_path):
 def test_warm_up_compiles_every_graph_of_a_training_step(tmp_path, monkeypatch, bn_mode):
     # compilation left to the first step would be counted in the first epoch's seconds
     trainer = Trainer(_config(tmp_path, "name=w", "compile=true", "epochs=1", f"threat.bn_mode={bn_mode}"), progress=False)
-    batch = trainer._examples(next(trainer.batches(0)))
+    batch = trainer.examples(next(trainer.batches(0)))
     trainer.accel.warm_up(*batch, bn_mode)
     assert trainer.accel.compile_seconds > 0
     monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    result = trainer.train_step(*batch, trainer.threat)
-    trainer._measure(EpochMeter(trainer.device), result, *batch)
+    trainer.step(*batch, trainer.threat, EpochMeter(trainer.device))
 
 
 class _Broken(nn.Module):

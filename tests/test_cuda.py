@@ -11,7 +11,7 @@ from advland.config import load_config
 from advland.evaluate import evaluate
 from advland.reproduce.common import make_suite
 from advland.reproduce.kanai2021 import matched_l2_eps
-from advland.run import load
+from advland.load import load
 from advland.threat import ThreatModel
 from advland.train import Trainer
 

@@ -13,7 +13,8 @@ import torch
 from advland.cli import main
 from advland.config import load_config
 from advland.recipes import path as recipe_path
-from advland.run import Run, load
+from advland.load import load
+from advland.run import Run
 from advland.train import Trainer
 
 FAST = ["data.batch_size=256", "threat.steps=2", "threat.step_size=0.1", "eval.steps=2", "eval.test_n=60"]

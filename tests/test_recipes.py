@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from advland import recipes
+from advland import catalog, recipes
 from advland.cli import main
 from advland.config import ConfigError, load_config
 from advland.sweep import expand, load_sweep
@@ -61,7 +61,7 @@ def test_a_recipe_added_as_a_file_is_listed_without_code_changes(tmp_path, monke
     (tmp_path / "toy").mkdir()
     (tmp_path / "toy" / "mlp.yaml").write_text("description: a toy\ndata: {name: synthetic}\nmodel: {name: mlp}\n")
     monkeypatch.setattr(recipes, "_root", lambda: tmp_path)
-    (row,) = recipes.listing()
+    (row,) = catalog.listing()
     assert (row.name, row.data, row.model, row.expected_time, row.description) == (
         "toy/mlp", "synthetic", "mlp", "not measured", "a toy")
 

@@ -4,7 +4,7 @@ Quick use from Python::
 
     import advland
     model = advland.load("runs/at")                 # trained nn.Module, inputs in [0, 1]
-    model = advland.load_model("w.pt", model="preact_resnet18", data="cifar10", normalize="data")  # any weights
+    model = advland.load("w.pt", model="preact_resnet18", data="cifar10", normalize="data")  # any weights
     x, y = advland.data.load("digits", "test")      # tensors
     advland.landscape.surface(model, x, y)           # loss landscapes, Hessian, gradients, flatness
 """
@@ -15,11 +15,11 @@ from .config import Config, load_config
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .evaluate import evaluate
-from .load import load_model
+from .load import load, load_ensemble, load_model
 from .objectives import create_objective
 from .optim import EntropySGD
 from .perturb import WeightPerturbation
-from .run import Run, load, load_ensemble
+from .run import Run
 from .threat import ThreatModel, fgsm_rs
 from .train import Trainer, train
 

@@ -15,6 +15,7 @@ from . import schedules
 from .accel import attack_scale
 from .config import Config
 from .conventions import select_output
+from .errors import AdvlandError
 from .models import create_model
 from .objectives import Objective, create_objective
 from .optim import EntropySGD
@@ -38,8 +39,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .errors import AdvlandError
-
         raise AdvlandError("device=cuda asked for but no CUDA GPU is visible; use device=cpu or device=auto")
     return torch.device(name)
 
@@ -67,6 +66,15 @@ def resident_training_data(data: DataSplits, on_device: bool | str, device: torc
     if not on_device:
         return data
     return dataclasses.replace(data, x_train=data.x_train.to(device), y_train=data.y_train.to(device))
+
+
+def check_training_data(config: Config, data: DataSplits, fixed_shapes: bool) -> None:
+    """One-line errors for training data the config cannot train on."""
+    if config.data.augment == "crop_flip" and data.x_train.dim() != 4:
+        raise AdvlandError("data.augment=crop_flip needs image data (N, C, H, W); use data.augment=none")
+    if fixed_shapes and len(data.y_train) < config.data.batch_size:
+        raise AdvlandError(f"compile=true drops the last partial batch, and the training set ({len(data.y_train)} "
+                           f"examples) is smaller than data.batch_size={config.data.batch_size}; lower the batch size")
 
 
 def build_model(config: Config) -> nn.Module:
@@ -143,19 +151,6 @@ def build_lr_schedule(config: Config) -> schedules.Schedule:
     if config.schedule.eps == "pas":  # PAS: the learning rate restarts with every eps cycle
         return schedules.per_cycle(lambda length: make(lr, length), boundaries)
     return make(lr, float(config.epochs))
-
-
-def build_callbacks(config: Config) -> list:
-    """The per-epoch hooks the config asks for: landscape tracking when ``track`` enables anything, then the
-    loggers of ``log`` (after tracking, so that they see what it measured)."""
-    from .landscape.track import LandscapeTracker
-
-    callbacks: list = [LandscapeTracker(config.track, config.eval.steps)] if config.track.enabled else []
-    if config.log.tensorboard:
-        from .callbacks.tensorboard import TensorBoardLogger
-
-        callbacks.append(TensorBoardLogger())
-    return callbacks
 
 
 def build_eps_schedule(config: Config) -> schedules.Schedule:

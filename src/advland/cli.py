@@ -8,18 +8,45 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import sys
+import time
 from contextlib import suppress
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional
 
+import numpy as np
 import typer
 
+from . import catalog, distributed, recipes
+from . import data as datasets
+from .build import build_threat, load_split, resolve_device, schedule_values
+from .compare import compare_evals, format_rows, read_eval
+from .config import load_config
+from .conventions import check_outputs
+from .data import DatasetError
 from .errors import AdvlandError
+from .evaluate import evaluate
+from .evaluation_run import EvalRequest, run_evaluation
+from .export import export
+from .jsonio import dumps
+from .landscape import (METRICS, HessianOperator, average_flatness, blocks, gradient_lipschitz, gradient_norm,
+                        gradient_scattering, hessian_directions, hutchinson, lanczos, slq, surface, worst_flatness)
+from .landscape import hessian as hessian_operator
+from .landscape import interpolate as interpolate_models
+from .load import ModelSource, parse_model_kwargs, resolve_target
+from .models import ModelError
+from .plots.landscape import plot_contour, plot_curve, plot_density, plot_surface3d
+from .plots.schedules import plot_schedules
 from .radius import check_radius, parse_radius
-
-if TYPE_CHECKING:
-    from .load import ModelSource
+from .report import write_run_report
+from .reproduce import reproduce
+from .reproduce.report import verdict_label
+from .run import Run, atomic_write_text
+from .sweep import load_sweep, sweep
+from .threat import ThreatModel, default_step_size
+from .train import train as run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Adversarial training and the analysis of its loss landscape.")
@@ -50,7 +77,6 @@ def _takes_model_source(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> None:
-        from .load import ModelSource, parse_model_kwargs
 
         flags = {name: kwargs.pop(name) for name in _MODEL_SOURCE_OPTIONS}
         flags["model_kwargs"] = parse_model_kwargs(flags["model_kwargs"])
@@ -63,8 +89,6 @@ def _takes_model_source(command: Callable[..., None]) -> Callable[..., None]:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    from .data import DatasetError
-    from .models import ModelError
 
     return AdvlandError, DatasetError, ModelError
 
@@ -78,11 +102,6 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
-    from . import distributed
-    from .config import load_config
-    from .jsonio import dumps
-    from .train import train as run_training
-
     args = list(args or [])
     path = args.pop(0) if args and "=" not in args[0] else None
     if resume:
@@ -100,12 +119,10 @@ def recipes_cmd(
     name: Optional[str] = typer.Argument(None, help="A recipe name (e.g. digits/at): print its YAML to copy and edit."),
 ) -> None:
     """List the recipes shipped with advland (data, model, method, expected time), or print one."""
-    from . import recipes
-
     if name is not None:
         typer.echo(recipes.text(name), nl=False)
         return
-    for line in recipes.table(recipes.listing()):
+    for line in catalog.table(catalog.listing()):
         typer.echo(line)
     typer.echo("train one with: advland train GROUP/NAME [key=value ...]; print it with: advland recipes GROUP/NAME")
 
@@ -116,10 +133,6 @@ def schedule(
     out: Optional[Path] = typer.Option(None, help="PNG to write (default: schedule_<config name>.png here)."),
 ) -> None:
     """Plot the eps and learning-rate schedules of a config over training; print them at cycle boundaries."""
-    from .build import schedule_values
-    from .config import load_config
-    from .plots.schedules import plot_schedules
-
     args = list(args or [])
     path = args.pop(0) if args and "=" not in args[0] else None
     config = load_config(path, args)
@@ -168,9 +181,6 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case (each with its exact 95 %
     interval), and sanity checks. Under torchrun the test examples are shared out over the processes."""
-    from . import distributed
-    from .evaluation_run import EvalRequest, run_evaluation
-
     if norm is not None and norm not in ("linf", "l2", "l1"):
         raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
     if which not in ("best", "last") or split not in ("test", "val"):
@@ -201,10 +211,6 @@ def compare_cmd(
 ) -> None:
     """Paired comparison of two evaluations on the same examples: each accuracy with its exact interval, the
     difference with its 95 % interval and the exact McNemar p-value."""
-    from .compare import compare_evals, format_rows, read_eval
-    from .jsonio import dumps
-    from .run import atomic_write_text
-
     path_a, a = read_eval(run_a, name)
     path_b, b = read_eval(run_b, name)
     rows = compare_evals(a, b)
@@ -227,8 +233,6 @@ def export_cmd(
                                             "(default: the newest with AutoAttack of the best weights)."),
 ) -> None:
     """Export a run's best weights and accuracies in a standard format (RobustBench's model zoo)."""
-    from .export import export
-
     for path in export(target, out, fmt=fmt, name=name, eval_file=eval_file):
         typer.echo(f"saved {path}")
 
@@ -242,8 +246,6 @@ def sweep_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress"),
 ) -> None:
     """Expand a grid of config overrides into runs and execute them; finished runs are skipped."""
-    from .sweep import load_sweep, sweep
-
     if workers < 1:
         raise AdvlandError(f"--workers must be >= 1, got {workers}")
     rows = sweep(spec, executor=executor, workers=workers, address=address, progress=progress)
@@ -263,9 +265,7 @@ _N_HELP = "Use the first n examples of the split (--examples: the same, for torc
 
 def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]):
     """The run's training threat model, with any of norm, eps, steps, step size replaced."""
-    from dataclasses import replace
 
-    from .build import build_threat
 
     threat = build_threat(config)
     if norm is not None:
@@ -287,8 +287,6 @@ def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Op
 
 def _open(target: Path, which: str, source: ModelSource, threat: dict, flags: str):
     """The run (or imported weights file) a command works on; says so when a weights file was imported."""
-    from .load import resolve_target
-
     opened = resolve_target(target, which, source, threat, threat_hint=flags)
     if opened.imported:
         _say(f"imported {target} as the run {opened.run.path} (config.yaml, checkpoints/best.safetensors)")
@@ -298,11 +296,6 @@ def _open(target: Path, which: str, source: ModelSource, threat: dict, flags: st
 def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int], source: ModelSource,
                      threat: dict, flags: str = "--threat-norm and --eps"):
     """(target, model on the run's device, x, y) for an analysis command."""
-    from . import data as datasets
-    from . import distributed
-    from .build import resolve_device
-    from .conventions import check_outputs
-
     if which not in ("best", "last", "init"):
         raise AdvlandError(f"--which must be best, last or init, got {which!r}")
     if split not in ("train", "test", "val"):
@@ -334,7 +327,6 @@ def _span(text: str) -> tuple[float, float]:
 
 
 def _metrics(text: str) -> list[str]:
-    from .landscape import METRICS
 
     metrics = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in metrics if m not in METRICS]
@@ -345,8 +337,6 @@ def _metrics(text: str) -> list[str]:
 
 def _rank0() -> bool:
     """Whether this process writes and prints (always, except on ranks > 0 of a torchrun launch)."""
-    from . import distributed
-
     return distributed.is_main()
 
 
@@ -388,9 +378,6 @@ def landscape(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Loss landscape along random directions (Li et al.) or Hessian eigenvectors: a 1-D curve or a 2-D contour and surface."""
-    from .landscape import hessian_directions, surface
-    from .plots.landscape import plot_contour, plot_curve, plot_surface3d
-
     if dims not in (1, 2):
         raise AdvlandError(f"--dims must be 1 or 2, got {dims}")
     if steps < 2:
@@ -457,11 +444,6 @@ def interpolate(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
-    from .build import load_split
-    from .landscape import interpolate as interpolate_models
-    from .plots.landscape import plot_curve
-    from .run import Run
-
     if bn not in ("interpolate", "recompute"):
         raise AdvlandError(f"--bn must be interpolate or recompute, got {bn!r}")
     if steps < 2:
@@ -516,14 +498,8 @@ def hessian(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Hessian spectrum of the clean or adversarial loss: top eigenvalues, trace, density."""
-    import time
-    from dataclasses import asdict
 
-    import numpy as np
 
-    from .landscape import HessianOperator, blocks, hutchinson, lanczos, slq
-    from .landscape import hessian as hessian_operator
-    from .plots.landscape import plot_density
 
     if loss not in ("clean", "adv"):
         raise AdvlandError(f"--loss must be clean or adv, got {loss!r}")
@@ -585,11 +561,7 @@ def gradients(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Gradient norm, scattering and Lipschitz estimate of the adversarial loss, under L-inf and L2."""
-    import math
-    from dataclasses import asdict
 
-    from .landscape import gradient_lipschitz, gradient_norm, gradient_scattering
-    from .threat import ThreatModel, default_step_size
 
     if step <= 0 or radius <= 0 or directions < 1:
         raise AdvlandError("--step and --radius must be > 0 and --directions >= 1")
@@ -638,9 +610,7 @@ def flatness(
     source: Optional[ModelSource] = None,
 ) -> None:
     """Average- and worst-case flatness of the robust loss (Stutz et al. 2021)."""
-    from dataclasses import asdict
 
-    from .landscape import average_flatness, worst_flatness
 
     if xi_average < 0 or xi_worst < 0 or samples < 1:
         raise AdvlandError("--xi-average and --xi-worst must be >= 0 and --samples >= 1")
@@ -665,7 +635,6 @@ def report_cmd(
 ) -> None:
     """Write RUN/report.html: config, training curves, evaluations with sanity checks and every saved analysis
     (interactive plotly figures and their numbers as tables), one file that works offline."""
-    from .report import write_run_report
 
     typer.echo(f"saved {write_run_report(target)}")
 
@@ -681,9 +650,6 @@ def reproduce_cmd(
     budget: Optional[str] = typer.Option(None, "--budget", hidden=True, help="tiny, quick or full (overrides --quick)."),
 ) -> None:
     """Reproduce the papers' findings (SPEC §9): train, measure, and write report.md/.html and findings.json."""
-    from .reproduce import reproduce
-    from .reproduce.report import verdict_label
-
     budget = budget or ("quick" if quick else "full")
     findings = reproduce(paper, out or Path("reproduce") / f"{data}_{budget}", budget=budget, data=data,
                          device=device, log=typer.echo, progress=True)

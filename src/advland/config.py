@@ -13,13 +13,10 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import AdvlandError
+from . import recipes
+from .errors import ConfigError
 from .radius import RadiusError, check_radius, parse_radius
 from .threat import default_step_size
-
-
-class ConfigError(AdvlandError):
-    """A configuration the user wrote is invalid."""
 
 
 class Section(BaseModel):
@@ -395,8 +392,6 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     ``path`` may be a run directory: its config.yaml, with ``out_dir`` and ``name`` locating that
     directory (so that ``advland train RUN --resume`` continues RUN even after it was moved).
     """
-    from . import recipes
-
     tree: dict[str, Any] = {}
     run_dir = None
     if path is not None:

@@ -49,6 +49,14 @@ class NonFiniteWatch:
         return torch.stack([first.to(device, torch.float64), all_finite.to(device, torch.float64)])
 
 
+def check_finite(epoch: int, first_bad: int, weights_finite: bool, n_batches: int, lr: float, kept_epoch: int,
+                 run: str) -> None:
+    """Raise :class:`TrainingDiverged` if a minibatch of epoch ``epoch`` (from 1) had a non-finite loss
+    (``first_bad`` >= 0) or the weights are not finite after it."""
+    if first_bad >= 0 or not weights_finite:
+        raise TrainingDiverged(diverged_message(epoch, first_bad, n_batches, lr, kept_epoch, run))
+
+
 def diverged_message(epoch: int, batch: int, n_batches: int, lr: float, kept_epoch: int, run: str) -> str:
     """The one line of a :class:`TrainingDiverged`: where, what is kept, what to do."""
     where = (f"the training loss is not finite at epoch {epoch}, batch {batch + 1} of {n_batches}" if batch >= 0

@@ -7,12 +7,16 @@ so every attack (PGD, CW, AutoAttack) attacks the averaged prediction without sp
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .run import load_weights
 
 
 class SnapshotEnsemble(nn.Module):
@@ -27,3 +31,14 @@ class SnapshotEnsemble(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         log_probs = torch.stack([F.log_softmax(member(x), dim=1) for member in self.members])
         return torch.logsumexp(log_probs, dim=0) - math.log(len(self.members))
+
+    @classmethod
+    def of(cls, model: nn.Module, paths: Sequence[str | Path]) -> "SnapshotEnsemble":
+        """The ensemble of the weight files ``paths``, each loaded into a copy of ``model`` (any model, a
+        user's too), in eval mode."""
+        members = []
+        for path in paths:
+            member = copy.deepcopy(model)
+            member.load_state_dict(load_weights(path))
+            members.append(member)
+        return cls(members).eval()

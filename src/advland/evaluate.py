@@ -26,14 +26,18 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional
 
 import torch
+from pyautoattack import AutoAttack
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
+from .accel import Precision, evaluation_model
 from .attacks import AttackLoss, pgd_correct
-from .binomial import accuracy_intervals
+from .binomial import accuracy_intervals, with_intervals
 from .conventions import check_inputs, is_randomized
 from .errors import AdvlandError
+from .ensemble import SnapshotEnsemble
+from .run import Run, load_weights
 from .threat import Norm, ThreatModel
 
 ATTACKS: tuple[str, ...] = ("pgd", "cw", "autoattack")
@@ -153,8 +157,6 @@ def autoattack_correct(
         settings: attributes of the component attacks changed after the version set them, e.g.
             ``{"apgd.n_iter": 10}`` (recorded in the report; the official budgets are the default).
     """
-    from pyautoattack import AutoAttack
-
     if norm not in ("linf", "l2", "l1"):
         raise ValueError(f"AutoAttack supports linf, l2 and l1, not {norm}")
     if attacks is not None and version == "standard":
@@ -314,3 +316,55 @@ def evaluate(
     report.correct["worst_case"] = worst
     report.accuracy = {k: v.sum().item() / len(v) if len(v) else math.nan for k, v in report.correct.items()}
     return report
+
+
+def accuracies(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *, device: torch.device,
+               precision: Precision = "fp32", batch_size: int = 500) -> tuple[float, float]:
+    """Clean and PGD accuracy (every iterate counted) of ``model`` at ``precision``; under torchrun each process
+    attacks its shard and the counts are summed (NaN for no examples)."""
+    model = evaluation_model(model, device, precision)
+    x, y = distributed.shard(x), distributed.shard(y)
+    clean = robust = 0.0
+    if len(y):
+        clean = (predict(model, x, batch_size) == y).sum().item()
+        robust = correct_under_attack(model, x, y, threat, batch_size=batch_size).sum().item()
+    clean, robust, n = distributed.sum_floats(clean, robust, len(y))
+    return (clean / n, robust / n) if n else (math.nan, math.nan)
+
+
+def test_run(model: nn.Module, run: Run, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+             device: torch.device, precision: Precision = "fp32", batch_size: int = 500,
+             seed: int = 0) -> dict[str, float]:
+    """The test of a finished training: clean and PGD accuracy of the run's ``best`` weights, of ``model``'s own
+    (last) weights, and of the snapshot ensemble when the run has snapshots (``test_*``, ``last_test_*``,
+    ``n_snapshots`` and ``ensemble_test_*``), each ``*_acc`` followed by its Clopper–Pearson 95 % interval
+    ``*_acc_ci``. Each model's attack starts from ``torch.manual_seed(seed)``;
+    ``model`` ends with its own weights."""
+
+    def tested(net: nn.Module, prefix: str) -> dict[str, float]:
+        net.eval()
+        torch.manual_seed(seed)
+        clean, robust = accuracies(net, x, y, threat, device=device, precision=precision, batch_size=batch_size)
+        return {f"{prefix}test_clean_acc": clean, f"{prefix}test_robust_acc": robust}
+
+    last = {k: v.clone() for k, v in model.state_dict().items()}
+    best = load_weights(run.weights_path("best"))
+    model.load_state_dict(best)
+    summary = tested(model, "")
+    model.load_state_dict(last)
+    # the last epoch was the best: the same seeded test would repeat itself. Rank 0 decides for every process
+    # (BatchNorm buffers differ between DDP processes, and the test's collectives need them all).
+    if distributed.broadcast_object(_same_weights(best, last)):
+        summary.update({f"last_{k}": v for k, v in list(summary.items())})
+    else:
+        summary.update(tested(model, "last_"))
+    snapshots = run.snapshot_paths()
+    if snapshots:
+        summary["n_snapshots"] = len(snapshots)
+        summary.update(tested(SnapshotEnsemble.of(model, snapshots), "ensemble_"))
+    return with_intervals(summary, len(y))  # every test accuracy with its exact 95 % interval (n_test examples)
+
+
+def _same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same tensors (same keys, equal values)."""
+    return a.keys() == b.keys() and all(torch.equal(a[k].to(b[k].device), b[k]) for k in a)

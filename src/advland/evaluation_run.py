@@ -25,7 +25,7 @@ from .conventions import check_outputs
 from .evaluate import EvalReport, evaluate
 from .load import Target
 from .radius import check_radius
-from .run import load_ensemble
+from .load import load_ensemble
 from .sanity import Check, autoattack_checks, run_sanity_checks
 
 

@@ -23,10 +23,13 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from .build import build_model, load_split
 from .config import Config, ConfigError, ModelConfig, _merge, build_config, dump_config
 from .conventions import parse_output_index
+from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
-from .run import Run, _first_line, atomic_write_text, load_weights
+from .models import ModelError
+from .run import Run, _first_line, atomic_write_text, load_weights, resolve_checkpoint
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -159,9 +162,6 @@ def _inner(model: nn.Module, config: Config) -> nn.Module:
 
 def build_run_model(config: Config, source: str) -> nn.Module:
     """``build_model(config)``, with a one-line answer when the run cannot say how to rebuild its model."""
-    from .build import build_model
-    from .models import ModelError
-
     if config.model.name.startswith("<"):
         raise LoadError(f"{source} was trained on a model object ({config.model.name.strip('<>')}) without a "
                         f"model_factory; pass --model package.module:factory (and --model-kwargs JSON) that builds it")
@@ -186,6 +186,17 @@ def user_model_config(model: nn.Module, config: Config, factory: Optional[str],
         raise AdvlandError(f"model_factory {factory!r} with kwargs {kwargs or {}} builds a model that differs from the "
                            f"one given ({len(differ)} parameters, e.g. {', '.join(sorted(differ)[:3])})")
     return recorded
+
+
+def with_user_model(config: Config, model: Optional[nn.Module], factory: Optional[str],
+                    kwargs: Optional[dict[str, Any]]) -> Config:
+    """``config`` with the ``model`` section a run of the user's ``model`` records (:func:`user_model_config`);
+    unchanged without a model."""
+    if model is None:
+        if factory is not None:
+            raise AdvlandError("model_factory records how to rebuild the model= given to Trainer; pass both")
+        return config
+    return config.model_copy(update={"model": user_model_config(model, config, factory, kwargs)})
 
 
 def is_weights_file(target: Path) -> bool:
@@ -285,8 +296,6 @@ class Target:
 
     def data(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The inputs (in [0, 1]) and labels of a split of the config's dataset, as the run sees it."""
-        from .build import load_split
-
         return load_split(self.config, split)
 
 
@@ -301,8 +310,6 @@ def resolve_target(target: str | Path, which: str = "best", source: ModelSource 
         threat: the threat section of a weights file (``norm``, ``eps``), required for one.
         threat_hint: how the caller's user gives the threat (the CLI: its flags), named in the error.
     """
-    from .run import resolve_checkpoint
-
     target, source = Path(target), source or ModelSource()
     if is_weights_file(target):
         if which not in ("best",):
@@ -325,22 +332,24 @@ def resolve_target(target: str | Path, which: str = "best", source: ModelSource 
     return Target(run, config, checkpoint)
 
 
-def load_model(weights: str | Path, model: Optional[str] = None, *, data: Optional[str] = None,
-               model_kwargs: Optional[dict[str, Any]] = None, normalize: Optional[str] = None, which: str = "best",
-               device: str | torch.device = "cpu") -> nn.Module:
-    """A model as an ``nn.Module`` taking inputs in [0, 1], in eval mode.
+def load(target: str | Path, which: str = "best", device: str | torch.device = "cpu", *, model: Optional[str] = None,
+         data: Optional[str] = None, model_kwargs: Optional[dict[str, Any]] = None,
+         normalize: Optional[str] = None) -> nn.Module:
+    """A model as an ``nn.Module`` taking inputs in [0, 1] (normalization inside), in eval mode on ``device``.
 
     Args:
-        weights: a run directory, a checkpoint inside one, or a bare weights file (``.pt``/``.pth``/
+        target: a run directory, a checkpoint inside one, or a bare weights file (``.pt``/``.pth``/
             ``.safetensors``; nothing is written for it).
+        which: "best" (selected on validation), "last", or "init" (the weights before training) of a run.
         model: a registered model name or ``package.module:factory`` (required for a bare file; overrides a run's).
         data: the dataset whose input shape and classes the model has (required for a registered model
             with a bare file).
+        model_kwargs: keyword arguments of the model (override a run's).
         normalize: ``none`` (default for a bare file), ``data``, ``MEAN,STD`` or ``m1,..,mC,s1,..,sC``:
             wrapped in front of the model so that attack budgets stay in pixel units.
     """
     source = ModelSource(model, model_kwargs or {}, data, None, normalize)
-    path = Path(weights)
+    path = Path(target)
     if not is_weights_file(path):
         return resolve_target(path, which, source).model(device)
     if model is None or (data is None and ":" not in model):
@@ -351,3 +360,20 @@ def load_model(weights: str | Path, model: Optional[str] = None, *, data: Option
     state = read_state_dict(path)
     fit_state_dict(model_for_weights(net, config, state), state, str(path), config.model.name)
     return net.to(device).eval()
+
+
+def load_model(weights: str | Path, model: Optional[str] = None, *, data: Optional[str] = None,
+               model_kwargs: Optional[dict[str, Any]] = None, normalize: Optional[str] = None, which: str = "best",
+               device: str | torch.device = "cpu") -> nn.Module:
+    """:func:`load` with the model named second (the older spelling, kept as an alias)."""
+    return load(weights, which, device, model=model, data=data, model_kwargs=model_kwargs, normalize=normalize)
+
+
+def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """The snapshot ensemble of a run (mean softmax of its cycle-end snapshots), in eval mode."""
+    run = Run(target)
+    paths = run.snapshot_paths()
+    if not paths:
+        raise AdvlandError(f"{run.path} has no snapshots (checkpoints/snapshot_*.safetensors); "
+                           f"train with schedule.snapshots=true")
+    return SnapshotEnsemble([load(path, device=device) for path in paths]).eval()

@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
+
+from .errors import AdvlandError
 
 
 def _momentum_step(d: torch.Tensor, state: dict, key: str, momentum: float, nesterov: bool) -> torch.Tensor:
@@ -167,3 +170,38 @@ class EntropySGD(torch.optim.Optimizer):
                 p.copy_(x - lr * d)
                 state["outer_steps"] = state.get("outer_steps", 0) + 1
                 state.pop("inner_momentum", None)
+
+
+def entropy_sgd_epoch(trainer: Any, epoch: int, batches: list[torch.Tensor], meter: Any) -> dict[str, float]:
+    """One epoch of a :class:`advland.train.Trainer` whose optimizer is :class:`EntropySGD`: outer steps, each
+    consuming the next ``closures_per_step`` minibatches of the epoch's stream (one per inner step, each
+    attacked at the inner weights), so that an epoch has ``n_batches // L`` outer steps and as many gradient
+    evaluations as an epoch of SGD; the last ``n_batches % L`` minibatches are left out. Returns the epoch
+    record's ``entropy_gamma`` (the scoping gamma_t after the epoch)."""
+    optimizer, n_batches = trainer.optimizer, len(batches)
+    per_step = optimizer.closures_per_step
+    if per_step > n_batches:
+        raise AdvlandError(f"optimizer.L={optimizer.param_groups[0]['L']} needs more minibatches per outer "
+                           f"step than an epoch has ({n_batches}); lower optimizer.L or data.batch_size")
+    starts = range(0, n_batches - per_step + 1, per_step)
+    trainer.epoch_start(epoch, len(starts))
+    for start in starts:
+        trainer.set_lr(trainer.lr_schedule(trainer.progress_at(epoch, start, n_batches)))
+        optimizer.step(_inner_closure(trainer, epoch, batches, range(start, start + per_step), meter))
+        trainer.step_end()
+    return {"entropy_gamma": optimizer.gamma()}
+
+
+def _inner_closure(trainer: Any, epoch: int, batches: list[torch.Tensor], indices: range,
+                   meter: Any) -> Callable[[], torch.Tensor]:
+    """A closure that, at each call, backpropagates the next of ``batches[indices]`` attacked at the current weights."""
+    stream = iter(indices)
+
+    def closure() -> torch.Tensor:
+        i = next(stream)
+        x, y = trainer.batch(batches[i])
+        step = trainer.gradient(x, y, trainer.threat_at(trainer.progress_at(epoch, i, len(batches))))
+        trainer.measure(meter, step, x, y)
+        return step.loss
+
+    return closure

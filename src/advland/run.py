@@ -230,27 +230,3 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> tuple[Run, Pa
     if not path.exists() and which == "best":
         path = run.weights_path("last")
     return run, path
-
-
-def load(target: str | Path, which: str = "best", device: str | torch.device = "cpu") -> nn.Module:
-    """The trained model of a run, in eval mode, taking inputs in [0, 1] (normalization inside).
-
-    Args:
-        target: a run directory (or a ``.safetensors`` file inside its ``checkpoints/``).
-        which: "best" (by validation robust accuracy), "last", or "init" (the weights before training).
-    """
-    from .load import resolve_target
-
-    return resolve_target(target, which).model(device)
-
-
-def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """The snapshot ensemble of a run (mean softmax of its cycle-end snapshots), in eval mode."""
-    from .ensemble import SnapshotEnsemble
-
-    run = Run(target)
-    paths = run.snapshot_paths()
-    if not paths:
-        raise AdvlandError(f"{run.path} has no snapshots (checkpoints/snapshot_*.safetensors); "
-                           f"train with schedule.snapshots=true")
-    return SnapshotEnsemble([load(path, device=device) for path in paths]).eval()

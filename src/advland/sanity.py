@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from pyautoattack import checks as aa
 from torch import nn
 
 from .conventions import output_kind
@@ -113,8 +114,6 @@ def autoattack_checks(model: nn.Module, x, y, *, num_classes: int, autoattack_wa
     """AutoAttack's own checks: randomized outputs, probability outputs, dynamic model and number of classes
     run here with its ``checks`` module on the first batch; zero gradients and Square beating the white-box
     attacks read from the warnings of its run (only when it ran)."""
-    from pyautoattack import checks as aa
-
     device = next(model.parameters()).device
     model.eval()
     wrapped = _AsImage(model, tuple(x.shape[1:])).eval()

@@ -45,9 +45,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tqdm.auto import tqdm
 
+from . import recipes
 from .config import ConfigError, load_config
 from .errors import AdvlandError
 from .jsonio import finite_or_null
+from .plots.sweep import plot_sweep
 from .resume import config_changes, describe_changes
 from .run import Run, atomic_write_text
 
@@ -95,9 +97,7 @@ class Trial:
 def load_sweep(path: str | Path) -> SweepSpec:
     """Read a sweep file (a path, or a shipped recipe such as ``sweeps/digits_lr``); a relative YAML ``base``
     becomes a path relative to the sweep file's folder."""
-    from .recipes import resolve
-
-    path = resolve(path)
+    path = recipes.resolve(path)
     if not path.is_file():
         raise AdvlandError(f"sweep error: no sweep file at {path}; see advland.sweep for the format")
     try:
@@ -236,8 +236,6 @@ def write_table(rows: list[dict[str, Any]], path: Path) -> Path:
 def sweep(path: str | Path, *, executor: str = "local", workers: int = 2, address: str | None = None,
           progress: bool = True) -> list[dict[str, Any]]:
     """Run (or finish) the sweep of ``path``; write results.csv and the metric plot; return the rows."""
-    from .plots.sweep import plot_sweep
-
     spec = load_sweep(path)
     trials = expand(spec)
     check_unchanged(spec, trials)

@@ -15,7 +15,10 @@ import math
 from numbers import Real
 from typing import Any
 
+import matplotlib.image
+
 from ..errors import AdvlandError
+from .base import Callback
 
 SKIPPED_PREFIXES = ("curve_clean_loss", "curve_adv_loss")  # the points of tracked curves (saved as files)
 
@@ -33,7 +36,7 @@ def _scalars(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-class TensorBoardLogger:
+class TensorBoardLogger(Callback):
     """Writes a run's per-epoch numbers, test numbers and figures to ``RUN/tensorboard/``."""
 
     def __init__(self) -> None:
@@ -62,8 +65,6 @@ class TensorBoardLogger:
         writer.flush()
 
     def on_train_end(self, trainer: Any, summary: dict[str, Any]) -> None:
-        import matplotlib.image
-
         writer = self._open(trainer)
         history = trainer.state.history
         step = history[-1]["epoch"] if history else 0

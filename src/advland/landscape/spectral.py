@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from .. import distributed as dist
 from ..seeds import stream_seed
 from .errors import LandscapeError
 
@@ -193,8 +194,6 @@ def _probe_blocks(op: LinearOperator, count: int, block: int, seed: int) -> Iter
 
 def hutchinson(op: LinearOperator, n_probes: int = 100, *, block: int = 10, seed: int = 0) -> TraceEstimate:
     """Hutchinson's estimate: the mean of zᵀAz over ``n_probes`` Rademacher vectors z (``block`` at a time)."""
-    from .. import distributed as dist
-
     # under torchrun the probe blocks are dealt out by rank and the samples gathered in block order,
     # so the estimate is the one-process estimate (same probes, same seeds)
     blocks = list(enumerate(_probe_blocks(op, n_probes, block, seed)))

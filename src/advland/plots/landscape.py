@@ -5,14 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from ..landscape.surface import Landscape
 from . import plt, save
-
-if TYPE_CHECKING:
-    from ..landscape.surface import Landscape
 
 _LABELS = {
     "clean_loss": "clean loss (CE)", "adv_loss": "adversarial loss (CE)",
@@ -20,7 +18,7 @@ _LABELS = {
 }
 
 
-def plot_curve(landscape: "Landscape", path: str | Path, xlabel: str = "α (direction 1)") -> Path:
+def plot_curve(landscape: Landscape, path: str | Path, xlabel: str = "α (direction 1)") -> Path:
     """A 1-D landscape or an interpolation: losses on the left axis, accuracies on the right."""
     fig, loss_axis = plt.subplots(figsize=(5.5, 3.8))
     acc_axis = None
@@ -41,7 +39,7 @@ def plot_curve(landscape: "Landscape", path: str | Path, xlabel: str = "α (dire
     return save(fig, path)
 
 
-def plot_contour(landscape: "Landscape", metric: str, path: str | Path, levels: int = 30) -> Path:
+def plot_contour(landscape: Landscape, metric: str, path: str | Path, levels: int = 30) -> Path:
     """Contour lines of one metric of a 2-D landscape over (α, β)."""
     a, b = landscape.coords
     fig, axis = plt.subplots(figsize=(5, 4.4))
@@ -53,7 +51,7 @@ def plot_contour(landscape: "Landscape", metric: str, path: str | Path, levels: 
     return save(fig, path)
 
 
-def plot_surface3d(landscape: "Landscape", metric: str, path: str | Path) -> Path:
+def plot_surface3d(landscape: Landscape, metric: str, path: str | Path) -> Path:
     """One metric of a 2-D landscape as a 3-D surface."""
     a, b = np.meshgrid(*landscape.coords, indexing="ij")
     fig = plt.figure(figsize=(5.5, 4.5))

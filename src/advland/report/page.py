@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from markdown_it import MarkdownIt
+from plotly.offline import get_plotlyjs
+
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.6em 0 1.2em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.fail{color:#b00;font-weight:bold}
@@ -57,8 +60,6 @@ class Page:
     def markdown(self, text: str, images: Path | None = None) -> "Page":
         """Markdown rendered by markdown-it-py (CommonMark with tables); ``![..](figures/x.png)`` images found
         in ``images`` are inlined."""
-        from markdown_it import MarkdownIt
-
         rendered = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
         if images is not None:
             rendered = re.sub(r'src="([^"]+\.png)"', lambda m: f'src="{self._png_uri(images / Path(m.group(1)).name)}"',
@@ -97,8 +98,6 @@ class Page:
     def render(self) -> str:
         script = ""
         if self.figures:
-            from plotly.offline import get_plotlyjs
-
             script = f"<script>{get_plotlyjs()}</script>"
         return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(self.title)}</title>"
                 f"<style>{_STYLE}</style>{script}</head><body>"

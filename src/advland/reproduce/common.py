@@ -22,12 +22,14 @@ from typing import Any
 import torch
 
 from .. import stats
+from ..build import load_split
 from ..config import Config, load_config
 from ..errors import AdvlandError
 from ..evaluate import autoattack_correct, correct_under_attack, eval_threat
 from ..jsonio import dumps
+from ..load import load
 from ..provenance import code_version, provenance
-from ..run import Run, atomic_write_text, load
+from ..run import Run, atomic_write_text
 from ..stats import Test, Verdict
 from ..threat import ThreatModel
 from ..divergence import TrainingDiverged
@@ -403,8 +405,6 @@ class Suite:
         """The first ``analysis_n`` examples of the training split of the run with ``config`` (its own seed's
         carve and training subset, so never its validation examples), or the first test examples the run is tested on
         (the budget's ``test_n``, else the run's ``eval.test_n``, else all)."""
-        from ..build import load_split
-
         key = f"{config.data.model_dump_json()} seed={config.seed} {split}"
         if key not in self._splits:
             self._splits[key] = load_split(config, "train" if split == "train" else "test")

@@ -32,12 +32,13 @@ from ..attacks import pgd_correct
 from ..config import TrackConfig
 from ..evaluate import eval_threat
 from ..plots.landscape import plot_curves_by_epoch, plot_tracked
-from .flatness import average_flatness
-from .gradients import gradient_lipschitz, gradient_norm, gradient_scattering
-from .hessian import hessian
-from .losses import generator
-from .spectral import lanczos
-from .surface import Landscape, surface
+from ..landscape.flatness import average_flatness
+from ..landscape.gradients import gradient_lipschitz, gradient_norm, gradient_scattering
+from ..landscape.hessian import hessian
+from ..landscape.losses import generator
+from ..landscape.spectral import lanczos
+from ..landscape.surface import Landscape, surface
+from .base import Callback
 
 TRACKED_KEYS: tuple[str, ...] = (
     "grad_norm", "clean_grad_norm", "robust_gap", "hessian_top_eigs", "scatter_cos_delta", "scatter_cos_sign_delta", "scatter_cos_grad",
@@ -46,7 +47,7 @@ TRACKED_KEYS: tuple[str, ...] = (
 CURVE_METRICS = ("clean_loss", "adv_loss")
 
 
-class LandscapeTracker:
+class LandscapeTracker(Callback):
     """Trainer callback measuring what ``config`` (a :class:`TrackConfig`) enables."""
 
     def __init__(self, config: TrackConfig, eval_steps: int = 20):
