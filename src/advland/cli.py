@@ -27,7 +27,6 @@ from .config import load_config
 from .conventions import check_outputs
 from .data import DatasetError
 from .errors import AdvlandError
-from .evaluate import evaluate
 from .evaluation_run import EvalRequest, run_evaluation
 from .export import export
 from .jsonio import dumps
