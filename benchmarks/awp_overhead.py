@@ -3,7 +3,7 @@
 The two trainers share the config (the recipe digits/at by default) except ``perturb``; their epochs
 alternate (AT, AWP, AT, AWP, ...) so that load from other processes hits both alike. Only the training
 epoch is timed (no validation). The ratio reported is median(AWP epoch) / median(AT epoch); the official
-AWP logs show +9 % on a GPU (SPEC §4).
+AWP logs show +9 % on a GPU (the AWP paper).
 
     PYTHONPATH=src python benchmarks/awp_overhead.py [--config digits/at] [--rounds 6]
 """

@@ -22,7 +22,7 @@ import torch
 from common import arguments, best_of, environment, load_problem
 
 from advland.landscape import HessianOperator, lanczos
-from advland.landscape.flat import FlatModel
+from advland.landscape.flat_model import FlatModel
 from advland.landscape.losses import attack
 
 pyh = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports the class under this name)

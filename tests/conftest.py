@@ -1,14 +1,16 @@
-"""Shared fixtures: a small model trained once per session on digits, and a temporary run folder."""
+"""Shared fixtures: small runs trained once per session on digits, and copies of one to damage."""
 
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 import torch
 
 from advland.config import load_config
 from advland.train import Trainer
+from helpers import short_config
 
 # One intra-op thread per test process: on 2 cores shared with other work, two spinning OpenMP
 # threads per process made a 6-epoch digits training 10x slower (35 s -> 372 s, measured).
@@ -45,3 +47,19 @@ def tiny_linear():
         model.weight.copy_(torch.tensor([[1.0, -1.0, 0.5, 0.0], [0.0, 2.0, -1.0, 1.0], [-1.0, 0.0, 1.0, 0.5]]))
         model.bias.copy_(torch.tensor([0.1, -0.2, 0.0]))
     return model
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory):
+    """A 2-epoch PGD-AT run on digits (a few seconds); tests that change it work on :func:`run_copy`."""
+    out = tmp_path_factory.mktemp("faults")
+    Trainer(short_config(out, "name=base"), progress=False).fit()
+    return out / "base"
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path):
+    """A copy of :func:`finished_run` to damage."""
+    copy = tmp_path / "base"
+    shutil.copytree(finished_run, copy)
+    return copy

@@ -43,7 +43,7 @@ X0, W0 = torch.tensor([0.3, -0.7]), torch.tensor([[1.5, 0.2]])
 
 def _by_hand(params: list[torch.Tensor], outer_steps: int, *, L: int, lr: float, gamma0: float, gamma1: float,
              noise: float, alpha: float, inner_lr: float, momentum: float, weight_decay: float) -> list[torch.Tensor]:
-    """Algorithm 1 (SPEC §5) written out, with the outer step x <- x - lr * (x - mu) plus wd and momentum."""
+    """Algorithm 1 of Chaudhari et al. (2017) written out, with the outer step x <- x - lr * (x - mu) plus wd and momentum."""
     params = [p.clone() for p in params]
     buffers = [torch.zeros_like(p) for p in params]
     call = 0

@@ -1,5 +1,6 @@
 """The built package, installed non-editable in a fresh virtual environment, works from any directory:
-its recipes ship inside it (slow: builds a wheel, ~1-2 min)."""
+its recipes ship inside it (slow: builds a wheel, ~1-2 min). It passes with the system interpreter and
+inside a virtual environment alike."""
 
 from __future__ import annotations
 
@@ -25,9 +26,14 @@ def test_wheel_installed_in_a_fresh_venv_runs_recipes_from_anywhere(tmp_path):
 
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", tmp_path / "dist", ROOT)
     (wheel,) = (tmp_path / "dist").glob("advland-*.whl")
-    # the dependencies (torch included) come from this interpreter's site-packages; nothing is downloaded
+    # the dependencies (torch included) come from this interpreter's import path; nothing is downloaded. Inside a
+    # virtual environment, --system-site-packages would reach the base interpreter's packages, not this one's,
+    # so the new venv is also given this interpreter's path (after its own site-packages, where the wheel goes)
     run(sys.executable, "-m", "venv", "--system-site-packages", tmp_path / "venv")
     bin_dir = tmp_path / "venv" / "bin"
+    own_site = run(bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").strip()
+    outer = [p for p in sys.path if p and Path(p).is_dir()]
+    (Path(own_site) / "outer_interpreter.pth").write_text("\n".join(outer) + "\n")
     run(bin_dir / "python", "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--force-reinstall", wheel)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

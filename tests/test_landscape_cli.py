@@ -96,3 +96,14 @@ def test_user_errors_are_one_line(run_dir, tmp_path, capsys, args, message) -> N
     assert run_cli(*args) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+
+def test_older_flag_spellings_still_work_with_a_notice(run_dir, capsys) -> None:
+    # --norm is the attack norm in every command; landscape's direction normalization is --direction-norm
+    assert run_cli("landscape", str(run_dir), "--dims", "1", "--steps", "3", "--n", "8", "--norm", "layer",
+                   "--threat-norm", "linf", "--split", "val", "--no-progress") == 0
+    err = capsys.readouterr().err
+    assert "--norm layer is now --direction-norm layer" in err and "--threat-norm is now --norm" in err
+    saved = json.loads((run_dir / "landscape" / "surface_1d_clean_loss_val.json").read_text())
+    assert saved["info"]["directions"][0]["norm"] == "layer"

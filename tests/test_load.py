@@ -174,13 +174,13 @@ def test_eval_of_a_weights_file_imports_it_as_a_run(official_digits_weights, tmp
 
 
 @pytest.mark.parametrize("argv", [
-    ["landscape", "ext.pt", "--dims", "1", "--steps", "3", "--n", "16", "--threat-norm", "linf", "--eps", "0.1",
+    ["landscape", "ext.pt", "--dims", "1", "--steps", "3", "--n", "16", "--norm", "linf", "--eps", "0.1",
      "--attack-steps", "1", "--no-progress"],
-    ["interpolate", "ext.pt", "ext.pt", "--steps", "3", "--n", "16", "--threat-norm", "linf", "--eps", "0.1",
+    ["interpolate", "ext.pt", "ext.pt", "--steps", "3", "--n", "16", "--norm", "linf", "--eps", "0.1",
      "--no-progress"],
-    ["hessian", "ext.pt", "--loss", "clean", "--top-k", "1", "--n", "16", "--threat-norm", "linf", "--eps", "0.1"],
+    ["hessian", "ext.pt", "--loss", "clean", "--top-k", "1", "--n", "16", "--norm", "linf", "--eps", "0.1"],
     ["gradients", "ext.pt", "--n", "16", "--eps-linf", "0.1", "--directions", "1"],
-    ["flatness", "ext.pt", "--n", "16", "--samples", "1", "--threat-norm", "linf", "--eps", "0.1",
+    ["flatness", "ext.pt", "--n", "16", "--samples", "1", "--norm", "linf", "--eps", "0.1",
      "--attack-steps", "1"],
 ], ids=lambda argv: argv[0])
 def test_every_analysis_takes_a_weights_file(official_digits_weights, tmp_path, argv):
@@ -191,7 +191,7 @@ def test_every_analysis_takes_a_weights_file(official_digits_weights, tmp_path, 
 @pytest.mark.parametrize("argv, expected", [
     (["eval", "ext.pt", "--norm", "linf", "--eps", "0.1"], "say what it is with --model NAME"),
     (["eval", "ext.pt", *SOURCE], "carries no threat model: give --norm and --eps"),
-    (["flatness", "ext.pt", *SOURCE], "give --threat-norm and --eps"),
+    (["flatness", "ext.pt", *SOURCE], "give --norm and --eps"),
     (["eval", "ext.pt", *SOURCE, "--norm", "linf", "--eps", "0.1", "--model-kwargs", "[1]"], "JSON object"),
     (["eval", "nope.pt", *SOURCE], "no run directory or weights file at nope.pt"),
 ])

@@ -1,4 +1,4 @@
-"""Objectives against values computed by hand on a fixed linear model (SPEC §2)."""
+"""Objectives against values computed by hand on a fixed linear model."""
 
 import math
 

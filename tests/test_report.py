@@ -13,7 +13,9 @@ import pytest
 from advland.cli import main
 from advland.config import load_config
 from advland.reproduce.common import Finding
+from advland.report.run import build_run_page
 from advland.reproduce.report import write_report
+from advland.run import Run
 from advland.stats import paired_test
 from advland.train import Trainer
 
@@ -143,3 +145,14 @@ def test_both_reports_render_in_a_real_browser(analysed_run, tmp_path):
                 page.close()
         finally:
             browser.close()
+
+
+def test_an_analysis_saved_from_python_reaches_the_report(tmp_path):
+    run = Run(tmp_path / "r")
+    run.path.mkdir()
+    run.config_path.write_text("name: r\n")
+    (path,) = run.save_analysis("flatness", "test", {"n": 4, "average": {"value": 0.25}, "worst": {"value": 0.5}})
+    assert path == run.path / "landscape" / "flatness_test.json"
+    assert run.analyses() == [("flatness", path)]
+    html = build_run_page(run.path).render()
+    assert "flatness_test" in html and "flatness of the robust loss" in html

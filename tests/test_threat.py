@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from advland.threat import ThreatModel, fgsm_rs, lp_norm
+from advland.threat import ThreatError, ThreatModel, ThreatOverrides, fgsm_rs, linf_l2_budgets, lp_norm
 
 norms = st.sampled_from(["linf", "l2", "l1"])
 
@@ -71,3 +71,20 @@ def test_fgsm_rs_is_one_step_of_125_eps():
 def test_invalid_threat_is_rejected():
     with pytest.raises(ValueError, match="norm"):
         ThreatModel(norm="l3")
+
+
+def test_linf_and_l2_budgets_come_from_the_flags_the_run_or_each_other():
+    d = 64  # sqrt(d) / 4 = 2
+    assert linf_l2_budgets(ThreatModel("linf", 0.1, 0.025, 10), d) == (0.1, pytest.approx(0.2))
+    assert linf_l2_budgets(ThreatModel("l2", 0.5, 0.1, 10), d) == (pytest.approx(0.25), 0.5)
+    assert linf_l2_budgets(ThreatModel("linf", 0.1, 0.025, 10), d, eps_l2=1.0) == (0.1, 1.0)
+    with pytest.raises(ThreatError, match="trained with eps 0"):
+        linf_l2_budgets(ThreatModel("linf", 0.0, 0.0, 10), d)
+
+
+def test_threat_overrides_keep_the_step_to_radius_ratio_and_the_total_step():
+    base = ThreatModel("linf", 0.1, 0.025, 10)
+    assert ThreatOverrides().apply(base) == base
+    assert ThreatOverrides(eps=0.2).apply(base).step_size == pytest.approx(0.05)
+    assert ThreatOverrides(steps=5).apply(base).step_size == pytest.approx(0.05)
+    assert ThreatOverrides(norm="l2", step_size=0.3).apply(base) == ThreatModel("l2", 0.1, 0.3, 10)

@@ -9,7 +9,7 @@ Quick use from Python::
     advland.landscape.surface(model, x, y)           # loss landscapes, Hessian, gradients, flatness
 """
 
-from . import data, landscape
+from . import analyses, data, landscape
 from .attacks import pgd, pgd_correct
 from .config import Config, load_config
 from .ensemble import SnapshotEnsemble
@@ -22,10 +22,10 @@ from .perturb import WeightPerturbation
 from .run import Run
 from .threat import ThreatModel, fgsm_rs
 from .train import Trainer, train
+from .version import __version__
 
 __all__ = [
     "AdvlandError", "Config", "EntropySGD", "Run", "SnapshotEnsemble", "ThreatModel", "Trainer", "WeightPerturbation",
-    "create_objective", "data", "evaluate", "fgsm_rs", "landscape", "load", "load_config", "load_ensemble", "load_model", "pgd",
+    "analyses", "create_objective", "data", "evaluate", "fgsm_rs", "landscape", "load", "load_config", "load_ensemble", "load_model", "pgd",
     "train",
 ]
-__version__ = "0.1.0"

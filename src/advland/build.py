@@ -12,7 +12,6 @@ from torch import nn
 
 from . import data as datasets
 from . import schedules
-from .accel import attack_scale
 from .config import Config
 from .conventions import select_output
 from .errors import AdvlandError
@@ -106,7 +105,7 @@ def build_threat(config: Config) -> ThreatModel:
 
 def build_objective(config: Config) -> Objective:
     o = config.objective
-    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start, attack_scale=attack_scale(config.precision))
+    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start)
 
 
 def build_optimizer(config: Config, params) -> torch.optim.Optimizer:
@@ -175,3 +174,14 @@ def schedule_values(config: Config, epochs: Sequence[float]) -> tuple[list[float
     if config.schedule.per == "epoch":
         epochs = [float(math.floor(t)) for t in epochs]
     return [eps(t) for t in epochs], [lr(t) for t in epochs]
+
+
+def schedule_table(config: Config) -> list[str]:
+    """eps and learning rate at the start, middle and last iteration of every cycle, as text lines."""
+    lines, start = [f"{'cycle':>5} {'epoch':>9} {'eps':>10} {'lr':>10}"], 0
+    for index, end in enumerate(config.cycle_boundaries(), 1):
+        points = [(f"{start:g}", start), (f"{(start + end) / 2:g}", (start + end) / 2), (f"{end:g}-", end - 1e-9)]
+        values = schedule_values(config, [t for _, t in points])
+        lines += [f"{index:>5} {label:>9} {e:>10.6g} {r:>10.6g}" for (label, _), e, r in zip(points, *values)]
+        start = end
+    return lines + ["(E- is the last iteration before the cycle ending at epoch E)"]

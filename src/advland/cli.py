@@ -1,95 +1,56 @@
-"""The ``advland`` command line: a thin layer over the Python API.
+"""The ``advland`` command line: parse the flags, call one library function, print what it returns.
 
 User errors (bad config, missing data, unknown model, a missing run) print one line on stderr
-and exit with status 2; they never show a traceback.
+and exit with status 2; they never show a traceback. Flags mean the same in every command: ``--norm`` and
+``--eps`` are the attack's norm and radius; ``--direction-norm`` is how landscape directions are normalized.
+Older spellings (``--threat-norm``; ``--norm filter|layer|none`` in ``landscape``) still work and print a
+one-line notice.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-import math
 import sys
-import time
 from contextlib import suppress
-from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Optional
 
-import numpy as np
 import typer
 
-from . import catalog, distributed, recipes
-from . import data as datasets
-from .build import build_threat, load_split, resolve_device, schedule_values
+from . import analyses, catalog, distributed, recipes
+from .analyses import parse_metrics, parse_span
+from .build import schedule_table, schedule_values
+from .cli_flags import (EXAMPLES, STACK, TARGET_HELP, WHICH, AttackFlags, analysis_command, split_option,
+                        takes_model_source)
 from .compare import compare_evals, format_rows, read_eval
 from .config import load_config
-from .conventions import check_outputs
-from .data import DatasetError
 from .errors import AdvlandError
-from .evaluation_run import EvalRequest, run_evaluation
+from .evaluation_run import EvalRequest, evaluate_run
 from .export import export
 from .jsonio import dumps
-from .landscape import (METRICS, HessianOperator, average_flatness, blocks, gradient_lipschitz, gradient_norm,
-                        gradient_scattering, hessian_directions, hutchinson, lanczos, slq, surface, worst_flatness)
-from .landscape import hessian as hessian_operator
-from .landscape import interpolate as interpolate_models
-from .load import ModelSource, parse_model_kwargs, resolve_target
-from .models import ModelError
-from .plots.landscape import plot_contour, plot_curve, plot_density, plot_surface3d
+from .load import ModelSource
 from .plots.schedules import plot_schedules
-from .radius import check_radius, parse_radius
+from .radius import parse_radius
 from .report import write_run_report
 from .reproduce import reproduce
 from .reproduce.report import verdict_label
-from .run import Run, atomic_write_text
+from .run import atomic_write_text
 from .sweep import load_sweep, sweep
-from .threat import ThreatModel, default_step_size
 from .train import train as run_training
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Adversarial training and the analysis of its loss landscape.")
 
-
-_TARGET_HELP = ("A run directory, a checkpoint inside one, or a weights file advland did not write (.pt/.pth/"
-                ".safetensors; give --model and --data, and the attack norm and eps).")
-_MODEL_SOURCE_OPTIONS: dict[str, Any] = {
-    "model": typer.Option(None, "--model", help="A registered model or package.module:factory (required for a "
-                          "weights file; replaces a run's model)."),
-    "model_kwargs": typer.Option(None, "--model-kwargs", help="JSON object of the model factory's keyword arguments."),
-    "data": typer.Option(None, "--data", help="Dataset the model was trained on (required for a weights file)."),
-    "data_root": typer.Option(None, "--data-root", help="Folder holding the dataset's files."),
-    "normalize": typer.Option(None, "--normalize", help="Input normalization put in front of the model, so that eps "
-                              "stays in pixel units: none (default for a weights file), data, MEAN,STD or m1..mC,s1..sC."),
-    "output_index": typer.Option(None, "--output-index", help="For a model returning a tuple, list or dict: the "
-                                 "element (index or key) holding the logits."),
-}
+def _say(message: str) -> None:
+    """Print, on the process that writes (all but ranks > 0 of a torchrun launch)."""
+    if distributed.is_main():
+        typer.echo(message)
 
 
-def _takes_model_source(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command the flags saying how to rebuild its model (--model, --model-kwargs, --data, --data-root,
-    --normalize); the command receives them as one ``source`` argument (a :class:`advland.load.ModelSource`)."""
-    own = [p.replace(annotation=eval(p.annotation, command.__globals__) if isinstance(p.annotation, str) else p.annotation)
-           for p in inspect.signature(command).parameters.values() if p.name != "source"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
-             for name, option in _MODEL_SOURCE_OPTIONS.items()]
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-
-        flags = {name: kwargs.pop(name) for name in _MODEL_SOURCE_OPTIONS}
-        flags["model_kwargs"] = parse_model_kwargs(flags["model_kwargs"])
-        return command(*args, source=ModelSource(**flags), **kwargs)
-
-    wrapper.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
-    del wrapper.__wrapped__  # typer reads the signature above, not the command's
-    return wrapper
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-
-    return AdvlandError, DatasetError, ModelError
+def _config(args: Optional[list[str]], *extra: str):
+    """The config of ``[recipe | CONFIG.yaml | run directory] key=value ...`` (plus ``extra`` overrides)."""
+    args = list(args or [])
+    path = args.pop(0) if args and "=" not in args[0] else None
+    return load_config(path, [*args, *extra])
 
 
 @app.command()
@@ -101,13 +62,9 @@ def train(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Train a model; with no config, PGD-AT of a small CNN on the embedded digits data."""
-    args = list(args or [])
-    path = args.pop(0) if args and "=" not in args[0] else None
-    if resume:
-        args.append("resume=true")
     if extend and not resume:
         raise AdvlandError("--extend continues a run for more epochs; use it with --resume")
-    config = load_config(path, args)
+    config = _config(args, *(["resume=true"] if resume else []))
     summary = run_training(config, progress=progress, extend=extend)
     if distributed.is_main():  # under torchrun only rank 0 prints
         typer.echo(dumps(summary, indent=2))
@@ -132,29 +89,19 @@ def schedule(
     out: Optional[Path] = typer.Option(None, help="PNG to write (default: schedule_<config name>.png here)."),
 ) -> None:
     """Plot the eps and learning-rate schedules of a config over training; print them at cycle boundaries."""
-    args = list(args or [])
-    path = args.pop(0) if args and "=" not in args[0] else None
-    config = load_config(path, args)
-    boundaries = config.cycle_boundaries()
+    config = _config(args)
     grid = [config.epochs * i / 2000 for i in range(2001)]
-    eps, lr = schedule_values(config, grid)
-    png = plot_schedules(grid, eps, lr, boundaries, out or Path(f"schedule_{config.name or 'default'}.png"),
+    png = plot_schedules(grid, *schedule_values(config, grid), config.cycle_boundaries(),
+                         out or Path(f"schedule_{config.name or 'default'}.png"),
                          title=f"eps: {config.schedule.eps}, lr: {config.schedule.lr}")
-    typer.echo(f"{'cycle':>5} {'epoch':>9} {'eps':>10} {'lr':>10}")
-    start = 0
-    for index, end in enumerate(boundaries, 1):
-        points = [(f"{start:g}", start), (f"{(start + end) / 2:g}", (start + end) / 2), (f"{end:g}-", end - 1e-9)]
-        values = schedule_values(config, [t for _, t in points])
-        for (label, _), e, r in zip(points, *values):
-            typer.echo(f"{index:>5} {label:>9} {e:>10.6g} {r:>10.6g}")
-        start = end
-    typer.echo(f"(E- is the last iteration before the cycle ending at epoch E)\nsaved {png}")
+    for line in [*schedule_table(config), f"saved {png}"]:
+        typer.echo(line)
 
 
 @app.command("eval")
-@_takes_model_source
+@takes_model_source
 def evaluate_cmd(
-    target: Path = typer.Argument(..., help=_TARGET_HELP),
+    target: Path = typer.Argument(..., help=TARGET_HELP),
     norm: Optional[str] = typer.Option(None, help="linf, l2 or l1 (default: the run's threat model)."),
     eps: Optional[float] = typer.Option(None, parser=parse_radius, help="Radius in pixel units, e.g. 0.03 or 8/255 (default: the run's)."),
     allow_large_eps: bool = typer.Option(False, "--allow-large-eps", help="Accept a radius that makes every model "
@@ -180,24 +127,13 @@ def evaluate_cmd(
 ) -> None:
     """Evaluate robustness: clean, PGD, CW, AutoAttack, the per-example worst case (each with its exact 95 %
     interval), and sanity checks. Under torchrun the test examples are shared out over the processes."""
-    if norm is not None and norm not in ("linf", "l2", "l1"):
-        raise AdvlandError(f"--norm must be linf, l2 or l1, got {norm!r}")
-    if which not in ("best", "last") or split not in ("test", "val"):
-        raise AdvlandError("--which must be best or last, and --split test or val")
-    if steps < 1 or (n is not None and n < 1) or (batch_size is not None and batch_size < 1):
-        raise AdvlandError("--steps, --n and --batch-size must be >= 1")
-    if eps is not None and norm is not None:
-        check_radius(norm, eps, allow_large=allow_large_eps, what="--eps", allow_hint="--allow-large-eps")
-    threat = {"norm": norm, "eps": eps, "allow_large_eps": allow_large_eps or None}
-    opened = _open(target, which, source, threat, "--norm and --eps")
     request = EvalRequest(attacks=[a.strip() for a in attacks.split(",") if a.strip()], norm=norm, eps=eps,
                           allow_large_eps=allow_large_eps, aa_version=aa_version,
                           aa_attacks=[a.strip() for a in aa_attacks.split(",")] if aa_attacks else None,
-                          steps=steps, n=n, batch_size=batch_size, split=split, seed=seed, sanity=sanity, ensemble=ensemble)
-    result = run_evaluation(opened, request, progress=progress)
-    if distributed.is_main():  # under torchrun only rank 0 prints
-        for line in result.lines():
-            typer.echo(line)
+                          steps=steps, n=n, batch_size=batch_size, split=split, seed=seed, sanity=sanity,
+                          ensemble=ensemble)
+    for line in evaluate_run(target, request, which=which, source=source, progress=progress, log=_say).lines():
+        _say(line)  # under torchrun only rank 0 prints
 
 
 @app.command("compare")
@@ -255,230 +191,70 @@ def sweep_cmd(
         typer.echo(f"  {row['run']}: {row['status']}")
 
 
-
 # ---------------------------------------------------------------- loss-landscape analyses
 
-_SPLIT_HELP = "Split the analysis runs on: train, test or val."
-_N_HELP = "Use the first n examples of the split (--examples: the same, for torchrun, which takes --n as its own)."
-
-
-def _threat_options(config, norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]):
-    """The run's training threat model, with any of norm, eps, steps, step size replaced."""
-
-
-    threat = build_threat(config)
-    if norm is not None:
-        if norm not in ("linf", "l2", "l1"):
-            raise AdvlandError(f"--threat-norm must be linf, l2 or l1, got {norm!r}")
-        threat = replace(threat, norm=norm)
-    if eps is not None:
-        check_radius(threat.norm, eps, allow_large=config.threat.allow_large_eps, what="--eps",
-                     allow_hint="threat.allow_large_eps=true in the run's config.yaml")
-        threat = threat.with_eps(eps)
-    if steps is not None:
-        if steps < 1:
-            raise AdvlandError(f"--attack-steps must be >= 1, got {steps}")
-        threat = replace(threat, steps=steps, step_size=threat.step_size * threat.steps / steps)
-    if step_size is not None:
-        threat = replace(threat, step_size=step_size)
-    return threat
-
-
-def _open(target: Path, which: str, source: ModelSource, threat: dict, flags: str):
-    """The run (or imported weights file) a command works on; says so when a weights file was imported."""
-    opened = resolve_target(target, which, source, threat, threat_hint=flags)
-    if opened.imported:
-        _say(f"imported {target} as the run {opened.run.path} (config.yaml, checkpoints/best.safetensors)")
-    return opened
-
-
-def _analysis_inputs(target: Path, which: str, split: str, n: Optional[int], source: ModelSource,
-                     threat: dict, flags: str = "--threat-norm and --eps"):
-    """(target, model on the run's device, x, y) for an analysis command."""
-    if which not in ("best", "last", "init"):
-        raise AdvlandError(f"--which must be best, last or init, got {which!r}")
-    if split not in ("train", "test", "val"):
-        raise AdvlandError(f"--split must be train, test or val, got {split!r}")
-    if n is not None and n < 1:
-        raise AdvlandError(f"--n must be >= 1, got {n}")
-    opened = _open(target, which, source, threat, flags)
-    device = resolve_device(opened.config.device)
-    distributed.init(device)  # under torchrun: join the group; grids and probes are split over it
-    model = opened.model(distributed.device_for(device))
-    x, y = opened.data(split)
-    check_outputs(model, x[:2], datasets.info(opened.config.data.name).num_classes)  # logits (N, classes), or one line
-    return opened, model, x[:n], y[:n]
-
-
-def _threat_flags(norm: Optional[str], eps: Optional[float], steps: Optional[int], step_size: Optional[float]) -> dict:
-    """The attack flags as the threat section a weights file is imported with."""
-    return {"norm": norm, "eps": eps, "steps": steps, "step_size": step_size}
-
-
-def _span(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(part) for part in text.split(":"))
-    except ValueError:
-        raise AdvlandError(f"--range must look like -1:1 (two numbers lo:hi), got {text!r}") from None
-    if not lo < hi:
-        raise AdvlandError(f"--range needs lo < hi, got {text!r}")
-    return lo, hi
-
-
-def _metrics(text: str) -> list[str]:
-
-    metrics = [m.strip() for m in text.split(",") if m.strip()]
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown or not metrics:
-        raise AdvlandError(f"unknown metric {(unknown or [text])[0]!r}; choose from {', '.join(METRICS)} (comma-separated)")
-    return metrics
-
-
-def _rank0() -> bool:
-    """Whether this process writes and prints (always, except on ranks > 0 of a torchrun launch)."""
-    return distributed.is_main()
-
-
-def _say(message: str) -> None:
-    if _rank0():
-        typer.echo(message)
-
-
-def _echo_saved(paths) -> None:
-    for path in paths:
-        _say(f"saved {path}")
-
 
 @app.command()
-@_takes_model_source
+@analysis_command
 def landscape(
-    target: Path = typer.Argument(..., help=_TARGET_HELP),
+    target: Path = typer.Argument(..., help=TARGET_HELP),
     dims: int = typer.Option(2, help="1 for a curve, 2 for a surface."),
     metric: str = typer.Option("clean_loss", help="Comma-separated: clean_loss, clean_acc, adv_loss, adv_acc."),
-    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
-    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
+    split: str = split_option("test"),
+    n: int = EXAMPLES,
     span: str = typer.Option("-1:1", "--range", help="Grid range lo:hi along each direction."),
     steps: int = typer.Option(21, help="Grid points per direction."),
-    norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
+    direction_norm: str = typer.Option("filter", help="Direction normalization: filter, layer or none."),
     zero_bias_bn: bool = typer.Option(True, "--zero-bias-bn/--keep-bias-bn", help="Zero the direction on biases and BatchNorm."),
     seed: int = typer.Option(0, help="Seed of the directions (streams 0 and 1 of it: advland.seeds) and of the attack's start."),
-    directions: str = typer.Option("random", help="random (Gaussian, normalized by --norm) or hessian (the top "
-                                   "unit Hessian eigenvectors of the first metric's loss; --range in weight units)."),
-    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
-    threat_norm: Optional[str] = typer.Option(None, help="Attack norm (default: the run's)."),
-    eps: Optional[float] = typer.Option(None, parser=parse_radius, help="Attack radius, e.g. 0.03 or 8/255 (default: the run's)."),
-    attack_steps: Optional[int] = typer.Option(None, help="PGD steps (default: the run's)."),
-    step_size: Optional[float] = typer.Option(None, parser=parse_radius, help="PGD step size (default: the run's, scaled with eps)."),
+    directions: str = typer.Option("random", help="random (Gaussian, normalized by --direction-norm) or hessian (the "
+                                   "top unit Hessian eigenvectors of the first metric's loss; --range in weight units)."),
+    which: str = WHICH,
     fmt: str = typer.Option("json,npz", "--format", help="Number files to write: json, npz or json,npz."),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating grid points (default: torch's thread count)."),
-    stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
-                                        "GPU, 1 on CPU, where it measured slower)."),
+    stack: Optional[int] = STACK,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     source: Optional[ModelSource] = None,
+    threat: Optional[AttackFlags] = None,
 ) -> None:
     """Loss landscape along random directions (Li et al.) or Hessian eigenvectors: a 1-D curve or a 2-D contour and surface."""
-    if dims not in (1, 2):
-        raise AdvlandError(f"--dims must be 1 or 2, got {dims}")
-    if steps < 2:
-        raise AdvlandError(f"--steps must be >= 2, got {steps}")
-    if norm not in ("filter", "layer", "none"):
-        raise AdvlandError(f"--norm must be filter, layer or none, got {norm!r}")
-    if directions not in ("random", "hessian"):
-        raise AdvlandError(f"--directions must be random or hessian, got {directions!r}")
-    formats = [f.strip() for f in fmt.split(",") if f.strip()]
-    if not formats or any(f not in ("json", "npz") for f in formats):
-        raise AdvlandError(f"--format must be json, npz or json,npz, got {fmt!r}")
-    metrics, lo_hi = _metrics(metric), _span(span)
-    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
-    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size)
-    given, described = None, None
-    if directions == "hessian":
-        loss_threat = threat if metrics[0].startswith("adv") else None
-        given, described = hessian_directions(model, x, y, dims, threat=loss_threat, seed=seed)
-    result = surface(model, x, y, dims=dims, metrics=metrics, span=lo_hi, steps=steps, norm=norm,
-                     zero_bias_bn=zero_bias_bn, seed=seed, threat=threat, directions=given, workers=workers,
-                     stack=stack, progress=progress)
-    result.info |= {"checkpoint": which, "data": split} | ({"directions": described} if described else {})
-    if not _rank0():
-        return
-    suffix = "_hessian" if directions == "hessian" else ""
-    stem = run.path / "landscape" / f"surface_{dims}d_{'_'.join(metrics)}_{split}{suffix}"
-    paths = result.save(stem, formats)
-    if dims == 1:
-        paths.append(plot_curve(result, f"{stem}.png"))
-    else:
-        for m in metrics:
-            paths.append(plot_contour(result, m, f"{stem}_{m}_contour.png"))
-            paths.append(plot_surface3d(result, m, f"{stem}_{m}_surface.png"))
-    center = tuple(len(c) // 2 for c in result.coords)
-    for i, d in enumerate(described or []):
-        _say(f"  direction {i + 1}: Hessian eigenvector of the {d['loss']} loss, eigenvalue {d['eigenvalue']:.4g}")
-    _say(f"{dims}-D landscape, {len(y)} {split} examples, {result.info['points']} points in "
-         f"{result.info['seconds']:.1f} s ({result.info['workers']} workers, {result.info['stack']} per vmap, "
-         f"{result.info['layout']} layout)")
-    for m, values in result.values.items():
-        _say(f"  {m:<10} at θ {values[center]:.4f}   min {values.min():.4f}   max {values.max():.4f}")
-    _echo_saved(paths)
+    direction_norm = threat.direction_norm or direction_norm  # given in its older spelling, --norm filter
+    analyses.landscape(target, which=which, split=split, n=n, source=source, threat=threat, dims=dims,
+                       metrics=parse_metrics(metric), span=parse_span(span), steps=steps, direction_norm=direction_norm,
+                       zero_bias_bn=zero_bias_bn, seed=seed, directions=directions,
+                       formats=[f.strip() for f in fmt.split(",") if f.strip()], workers=workers, stack=stack,
+                       progress=progress, log=_say)
 
 
 @app.command()
-@_takes_model_source
+@analysis_command
 def interpolate(
     run_a: Path = typer.Argument(..., help="A run directory (alone: its initial and final weights)."),
     run_b: Optional[Path] = typer.Argument(None, help="A second run directory or weights file: interpolate A -> B."),
     bn: str = typer.Option("interpolate", help="BatchNorm statistics: interpolate or recompute (on the train split)."),
     metric: str = typer.Option("clean_loss,clean_acc", help="Comma-separated metrics."),
-    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
-    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
+    split: str = split_option("test"),
+    n: int = EXAMPLES,
     span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
     steps: int = typer.Option(21, help="Points along the line."),
     which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
-    stack: Optional[int] = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a "
-                                        "GPU, 1 on CPU, where it measured slower)."),
+    stack: Optional[int] = STACK,
     progress: bool = typer.Option(True, "--progress/--no-progress"),
     source: Optional[ModelSource] = None,
+    threat: Optional[AttackFlags] = None,
 ) -> None:
     """Loss and accuracy along the line between two checkpoints (default: a run's init -> last)."""
-    if bn not in ("interpolate", "recompute"):
-        raise AdvlandError(f"--bn must be interpolate or recompute, got {bn!r}")
-    if steps < 2:
-        raise AdvlandError(f"--steps must be >= 2, got {steps}")
-    metrics, lo_hi = _metrics(metric), _span(span)
-    which_a, which_b = ("init", "last") if run_b is None else (which, which)
-    if run_b is None and run_a.is_dir() and not Run(run_a).weights_path("init").exists():
-        raise AdvlandError(f"{run_a} has no initial checkpoint (checkpoints/init.safetensors); give two runs")
-    flags = _threat_flags(threat_norm, eps, attack_steps, step_size)
-    opened, model_a, x, y = _analysis_inputs(run_a, which_a, split, n, source, flags)
-    model_b = _analysis_inputs(run_b or run_a, which_b, split, 1, source, flags)[1]
-    run, config = opened.run, opened.config
-    threat = _threat_options(config, threat_norm, eps, attack_steps, step_size)
-    bn_x = None
-    if bn == "recompute":
-        bn_x = load_split(config, "train")[0][:n]
-    result = interpolate_models(model_a, model_b, x, y, metrics=metrics, span=lo_hi, steps=steps, bn=bn,
-                                bn_data=bn_x, threat=threat, seed=seed, workers=workers, stack=stack,
-                                progress=progress)
-    label_a, label_b = (f"{run.path.name}:{which_a}", f"{(run_b or run.path).name}:{which_b}")
-    result.info |= {"a": label_a, "b": label_b, "data": split}
-    if not _rank0():
-        return
-    name = "init_to_last" if run_b is None else f"to_{run_b.name}_{which}"
-    stem = run.path / "landscape" / f"interpolation_{name}_{split}"
-    paths = result.save(stem) + [plot_curve(result, f"{stem}.png", xlabel=f"t  ({label_a} → {label_b})")]
-    _say(f"interpolation {label_a} -> {label_b}, {len(y)} {split} examples, BN {bn}")
-    for m, values in result.values.items():
-        _say(f"  {m:<10} t=0: {values[0]:.4f}   t=1: {values[-1]:.4f}   max: {values.max():.4f}")
-    _echo_saved(paths)
+    analyses.interpolation(run_a, run_b, which=which, split=split, n=n, source=source, threat=threat,
+                           metrics=parse_metrics(metric), span=parse_span(span), steps=steps, bn=bn, seed=seed,
+                           workers=workers, stack=stack, progress=progress, log=_say)
 
 
 @app.command()
-@_takes_model_source
+@analysis_command
 def hessian(
-    target: Path = typer.Argument(..., help=_TARGET_HELP),
+    target: Path = typer.Argument(..., help=TARGET_HELP),
     loss: str = typer.Option("adv", help="clean or adv (adversarial examples crafted once, held fixed)."),
     top_k: int = typer.Option(5, help="Number of top eigenvalues (Lanczos)."),
     tol: float = typer.Option(1e-3, help="Relative residual tolerance of the eigenpairs."),
@@ -488,145 +264,60 @@ def hessian(
     density_probes: int = typer.Option(5, help="SLQ: Lanczos runs (random start vectors)."),
     density_steps: int = typer.Option(60, help="SLQ: Lanczos steps per run (HVPs)."),
     per_block: bool = typer.Option(False, "--blocks", help="Also the top eigenvalue of each layer's block."),
-    split: str = typer.Option("train", "--split", help=_SPLIT_HELP),
-    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
-    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    split: str = split_option("train"),
+    n: int = EXAMPLES,
+    which: str = WHICH,
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     source: Optional[ModelSource] = None,
+    threat: Optional[AttackFlags] = None,
 ) -> None:
     """Hessian spectrum of the clean or adversarial loss: top eigenvalues, trace, density."""
-
-
-
-    if loss not in ("clean", "adv"):
-        raise AdvlandError(f"--loss must be clean or adv, got {loss!r}")
-    if top_k < 1 or probes < 2 or density_probes < 1 or density_steps < 2:
-        raise AdvlandError("--top-k and --density-probes must be >= 1, --probes and --density-steps >= 2")
-    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
-    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size) if loss == "adv" else None
-    start = time.perf_counter()
-    op = hessian_operator(model, x, y, threat=threat, seed=seed)
-    eig = lanczos(op, k=min(top_k, op.shape[0]), tol=tol, seed=seed)
-    out = {"loss": loss, "n": len(y), "data": split, "checkpoint": which, "threat": None if threat is None else asdict(threat),
-           "parameters": op.shape[0], "top_eigenvalues": eig.values.tolist(), "residuals": eig.residuals.tolist(),
-           "converged": eig.converged, "lanczos_products": eig.n_products}
-    _say(f"Hessian of the {loss} loss, {len(y)} {split} examples, P = {op.shape[0]} weights")
-    _say(f"  top-{len(eig.values)} eigenvalues: {', '.join(f'{v:.5g}' for v in eig.values.tolist())}"
-               f"   ({eig.n_products} HVPs, converged: {eig.converged})")
-    paths = []
-    if trace:
-        t = hutchinson(op, probes, seed=seed)
-        out["trace"] = {"value": t.value, "std_error": t.std_error, "probes": probes}
-        _say(f"  trace: {t.value:.5g} ± {t.std_error:.2g} (Hutchinson, {probes} probes)")
-    if density:
-        d = slq(op, density_probes, density_steps, seed=seed)
-        grid = np.linspace(d.nodes.min() - 0.05 * np.ptp(d.nodes), d.nodes.max() + 0.05 * np.ptp(d.nodes), 1000)
-        values = d.density(grid)
-        out["density"] = {"nodes": d.nodes.tolist(), "weights": d.weights.tolist(), "grid": grid.tolist(),
-                          "density": values.tolist(), "trace_estimate": d.trace().value}
-        paths.extend([plot_density(grid, values, run.path / "landscape" / f"hessian_{loss}_density.png",
-                                  eig.values.tolist())] if _rank0() else [])
-        _say(f"  density: SLQ, {len(d.nodes)} probes x {d.nodes.shape[1]} steps; trace from it {d.trace().value:.5g}")
-    if per_block:
-        out["blocks"] = {}
-        for name, params in blocks(model).items():
-            block = HessianOperator(model, op.inputs, y, params=params)
-            value = lanczos(block, k=1, tol=tol, seed=seed).values[0].item()
-            out["blocks"][name] = value
-            _say(f"  block {name:<28} top eigenvalue {value:.5g}")
-    out["seconds"] = time.perf_counter() - start
-    if not _rank0():
-        return
-    paths.insert(0, run.write_json(f"landscape/hessian_{loss}_{split}.json", out))
-    _say(f"  {out['seconds']:.1f} s")
-    _echo_saved(paths)
+    analyses.hessian(target, which=which, split=split, n=n, source=source, threat=threat, loss=loss, top_k=top_k,
+                     tol=tol, trace=trace, probes=probes, density=density, density_probes=density_probes,
+                     density_steps=density_steps, per_block=per_block, seed=seed, log=_say)
 
 
 @app.command()
-@_takes_model_source
+@takes_model_source
 def gradients(
-    target: Path = typer.Argument(..., help=_TARGET_HELP),
-    split: str = typer.Option("train", "--split", help=_SPLIT_HELP),
-    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    split: str = split_option("train"),
+    n: int = EXAMPLES,
     step: float = typer.Option(0.01, help="Scattering: θ' = θ + s·u with s = step·‖θ‖."),
     radius: float = typer.Option(0.01, help="Lipschitz: ‖Δ‖ = radius·‖θ‖."),
     directions: int = typer.Option(3, help="Lipschitz: random directions Δ."),
-    eps_linf: Optional[float] = typer.Option(None, parser=parse_radius, help="L-inf budget (default: the run's, or eps_l2·4/√d)."),
-    eps_l2: Optional[float] = typer.Option(None, parser=parse_radius, help="L2 budget (default: the run's, or eps_linf·√d/4)."),
-    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    eps_linf: Optional[float] = typer.Option(None, parser=parse_radius, help="L-inf radius (default: the run's, or eps_l2·4/√d)."),
+    eps_l2: Optional[float] = typer.Option(None, parser=parse_radius, help="L2 radius (default: the run's, or eps_linf·√d/4)."),
+    which: str = WHICH,
     seed: int = typer.Option(0),
     source: Optional[ModelSource] = None,
 ) -> None:
-    """Gradient norm, scattering and Lipschitz estimate of the adversarial loss, under L-inf and L2."""
-
-
-    if step <= 0 or radius <= 0 or directions < 1:
-        raise AdvlandError("--step and --radius must be > 0 and --directions >= 1")
-    given = {"norm": "linf", "eps": eps_linf} if eps_linf is not None else {"norm": "l2", "eps": eps_l2}
-    opened, model, x, y = _analysis_inputs(target, which, split, n, source, given, "--eps-linf or --eps-l2")
-    run, threat = opened.run, _threat_options(opened.config, None, None, None, None)
-    root_d = math.sqrt(x[0].numel())
-    run_eps = {threat.norm: threat.eps} if threat.eps > 0 else {}
-    if not run_eps and eps_linf is None and eps_l2 is None:
-        raise AdvlandError(f"{run.path} was trained with eps 0 (no attack), so it has no budget to analyse at; "
-                           f"give one with --eps-linf and/or --eps-l2")
-    linf = eps_linf if eps_linf is not None else run_eps.get("linf", (eps_l2 or run_eps.get("l2", 0.0)) * 4 / root_d)
-    l2 = eps_l2 if eps_l2 is not None else run_eps.get("l2", linf * root_d / 4)
-    out = {"n": len(y), "data": split, "checkpoint": which, "clean_grad_norm": gradient_norm(model, x, y, seed=seed)}
-    if not _rank0():
-        return
-    _say(f"gradient statistics, {len(y)} {split} examples; clean ‖∇L‖ = {out['clean_grad_norm']:.4g}")
-    for norm, eps in (("linf", linf), ("l2", l2)):
-        t = ThreatModel(norm, eps, default_step_size(eps, threat.steps), threat.steps)
-        scattering = gradient_scattering(model, x, y, t, step=step, seed=seed)
-        lipschitz = gradient_lipschitz(model, x, y, t, radius=radius, n_directions=directions, seed=seed)
-        out[norm] = {"threat": asdict(t), "grad_norm": gradient_norm(model, x, y, t, seed=seed),
-                     "scattering": asdict(scattering), "lipschitz": asdict(lipschitz) | {"mean": lipschitz.mean}}
-        _say(f"  {norm:<4} eps={eps:.4g}: ‖∇L_eps‖ {out[norm]['grad_norm']:.4g}   "
-                   f"cos δ {scattering.cos_delta:.4f}   cos sign δ {scattering.cos_sign_delta:.4f}   "
-                   f"cos ∇ {scattering.cos_grad:.4f} (per example {scattering.cos_grad_per_example:.4f})   "
-                   f"Lipschitz {lipschitz.mean:.4g} (max {lipschitz.max:.4g})")
-    _echo_saved([run.write_json(f"landscape/gradients_{split}.json", out)])
+    """Gradient norm, scattering and Lipschitz estimate of the adversarial loss, under L-inf and L2 (both, so the
+    radii are per norm)."""
+    analyses.gradients(target, which=which, split=split, n=n, source=source, eps_linf=eps_linf, eps_l2=eps_l2,
+                       step=step, radius=radius, directions=directions, seed=seed, log=_say)
 
 
 @app.command()
-@_takes_model_source
+@analysis_command
 def flatness(
-    target: Path = typer.Argument(..., help=_TARGET_HELP),
-    split: str = typer.Option("test", "--split", help=_SPLIT_HELP),
-    n: int = typer.Option(512, "--n", "--examples", help=_N_HELP),
+    target: Path = typer.Argument(..., help=TARGET_HELP),
+    split: str = split_option("test"),
+    n: int = EXAMPLES,
     xi_average: float = typer.Option(0.5, help="Relative per-layer radius of the random perturbations."),
     xi_worst: float = typer.Option(0.003, help="Relative per-layer radius of the adversarial weight perturbation."),
     samples: int = typer.Option(10, help="Random perturbations for the average case."),
     perturb: str = typer.Option("weights", help="weights (Stutz et al.: not normalization layers; not biases) "
                                 "or all (every parameter)."),
-    which: str = typer.Option("best", help="Checkpoint: best, last or init."),
+    which: str = WHICH,
     seed: int = typer.Option(0),
-    threat_norm: Optional[str] = typer.Option(None), eps: Optional[float] = typer.Option(None, parser=parse_radius),
-    attack_steps: Optional[int] = typer.Option(None), step_size: Optional[float] = typer.Option(None, parser=parse_radius),
     source: Optional[ModelSource] = None,
+    threat: Optional[AttackFlags] = None,
 ) -> None:
     """Average- and worst-case flatness of the robust loss (Stutz et al. 2021)."""
+    analyses.flatness(target, which=which, split=split, n=n, source=source, threat=threat, xi_average=xi_average,
+                      xi_worst=xi_worst, samples=samples, perturb=perturb, seed=seed, log=_say)
 
-
-    if xi_average < 0 or xi_worst < 0 or samples < 1:
-        raise AdvlandError("--xi-average and --xi-worst must be >= 0 and --samples >= 1")
-    if perturb not in ("weights", "all"):
-        raise AdvlandError(f"--perturb must be weights or all, got {perturb!r}")
-    opened, model, x, y = _analysis_inputs(target, which, split, n, source, _threat_flags(threat_norm, eps, attack_steps, step_size))
-    run, threat = opened.run, _threat_options(opened.config, threat_norm, eps, attack_steps, step_size)
-    average = average_flatness(model, x, y, threat, xi=xi_average, n_samples=samples, seed=seed, perturb=perturb)
-    worst = worst_flatness(model, x, y, threat, xi=xi_worst, seed=seed, perturb=perturb)
-    out = {"n": len(y), "data": split, "checkpoint": which, "threat": asdict(threat),
-           "average": asdict(average), "worst": asdict(worst)}
-    if not _rank0():
-        return
-    _say(f"flatness of the robust loss, {len(y)} {split} examples; robust loss at θ {average.base_loss:.4f}")
-    _say(f"  average case (xi={xi_average:g}, {samples} samples): +{average.value:.4f}")
-    _say(f"  worst case   (xi={xi_worst:g}): +{worst.value:.4f}")
-    _echo_saved([run.write_json(f"landscape/flatness_{split}.json", out)])
 
 @app.command("report")
 def report_cmd(
@@ -634,7 +325,6 @@ def report_cmd(
 ) -> None:
     """Write RUN/report.html: config, training curves, evaluations with sanity checks and every saved analysis
     (interactive plotly figures and their numbers as tables), one file that works offline."""
-
     typer.echo(f"saved {write_run_report(target)}")
 
 
@@ -648,7 +338,7 @@ def reproduce_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="Report directory (default reproduce/<data>_<budget>)."),
     budget: Optional[str] = typer.Option(None, "--budget", hidden=True, help="tiny, quick or full (overrides --quick)."),
 ) -> None:
-    """Reproduce the papers' findings (SPEC §9): train, measure, and write report.md/.html and findings.json."""
+    """Reproduce the papers' findings: train, measure, and write report.md/.html and findings.json."""
     budget = budget or ("quick" if quick else "full")
     findings = reproduce(paper, out or Path("reproduce") / f"{data}_{budget}", budget=budget, data=data,
                          device=device, log=typer.echo, progress=True)
@@ -673,8 +363,8 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="advland", standalone_mode=False)
-    except _user_errors() as error:
-        if "advland.distributed" in sys.modules and not sys.modules["advland.distributed"].is_main():
+    except AdvlandError as error:  # with DatasetError and ModelError
+        if not distributed.is_main():
             return 2  # under torchrun rank 0 prints the one line
         typer.echo(f"error: {error}", err=True)
         return 2
@@ -686,8 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         error.show()
         return error.exit_code
     finally:
-        if "advland.distributed" in sys.modules:
-            sys.modules["advland.distributed"].shutdown()
+        distributed.shutdown()
     return 0
 
 

@@ -72,7 +72,8 @@ def correct_under_attack(
 
 
 def eval_threat(norm: Norm, eps: float, steps: int = 20, restarts: int = 1) -> ThreatModel:
-    """The evaluation PGD of SPEC §7: ``steps`` iterations of step eps/4 with random start."""
+    """The evaluation PGD: ``steps`` iterations of step eps/4 with random start (``restarts`` of them). The one
+    place this rule is written (validation, the final test, ``advland eval`` and the reproduce suites use it)."""
     return ThreatModel(norm=norm, eps=eps, step_size=eps / 4, steps=steps, restarts=restarts)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from . import data as datasets
 from . import distributed
@@ -23,9 +23,9 @@ from .binomial import format_accuracy
 from .build import resolve_device
 from .conventions import check_outputs
 from .evaluate import EvalReport, evaluate
-from .load import Target
+from .errors import AdvlandError
+from .load import ModelSource, Target, load_ensemble, resolve_target
 from .radius import check_radius
-from .load import load_ensemble
 from .sanity import Check, autoattack_checks, run_sanity_checks
 
 
@@ -47,6 +47,18 @@ class EvalRequest:
     seed: int = 0
     sanity: bool = True
     ensemble: bool = False
+
+    def check(self, which: str) -> None:
+        """One-line errors for a request that cannot run (named by the flags of ``advland eval``)."""
+        if self.norm is not None and self.norm not in ("linf", "l2", "l1"):
+            raise AdvlandError(f"--norm must be linf, l2 or l1, got {self.norm!r}")
+        if which not in ("best", "last") or self.split not in ("test", "val"):
+            raise AdvlandError("--which must be best or last, and --split test or val")
+        if self.steps < 1 or (self.n is not None and self.n < 1) or (self.batch_size is not None and self.batch_size < 1):
+            raise AdvlandError("--steps, --n and --batch-size must be >= 1")
+        if self.eps is not None and self.norm is not None:
+            check_radius(self.norm, self.eps, allow_large=self.allow_large_eps, what="--eps",
+                         allow_hint="--allow-large-eps")
 
 
 @dataclass
@@ -70,6 +82,16 @@ class EvalResult:
         out += [f"  sanity {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in self.checks]
         out.append(f"saved {self.path}")
         return out
+
+
+def evaluate_run(target: str | Path, request: EvalRequest, *, which: str = "best", source: ModelSource | None = None,
+                 progress: bool = True, log: Callable[[str], None] = lambda _: None) -> EvalResult:
+    """``advland eval`` as one call: check ``request``, open ``target`` (a run directory, a checkpoint, or a weights
+    file imported as a run under the request's norm and eps), evaluate it with its checks and save the eval JSON."""
+    request.check(which)
+    threat = {"norm": request.norm, "eps": request.eps, "allow_large_eps": request.allow_large_eps or None}
+    opened = resolve_target(target, which, source, threat, threat_hint="--norm and --eps", log=log)
+    return run_evaluation(opened, request, progress=progress)
 
 
 def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = True) -> EvalResult:
@@ -112,6 +134,6 @@ def run_evaluation(target: Target, request: EvalRequest, *, progress: bool = Tru
                                    aa_version=version, batch_size=batch_size)
     out = report.as_dict() | {"checkpoint": label, "split": request.split, "processes": distributed.world_size(),
                               "sanity_checks": [c.as_dict() for c in checks]}
-    path = run.write_json(f"eval_{report.norm}_{report.eps:g}_{stem}.json", out)
+    (path,) = run.save_analysis("eval", f"{report.norm}_{report.eps:g}_{stem}", out)
     distributed.barrier()
     return EvalResult(report, checks, label, request.split, path)

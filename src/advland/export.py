@@ -21,11 +21,11 @@ from typing import Any, Optional
 
 import torch
 
-from . import __version__
 from .errors import AdvlandError
 from .load import resolve_target
 from .run import Run, atomic_write, atomic_write_text
 from .jsonio import dumps
+from .version import __version__
 
 FORMATS = ("robustbench",)
 _THREAT = {"linf": "Linf", "l2": "L2", "l1": "L1"}

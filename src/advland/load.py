@@ -18,7 +18,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from .conventions import parse_output_index
 from .ensemble import SnapshotEnsemble
 from .errors import AdvlandError
 from .models import ModelError
-from .run import Run, _first_line, atomic_write_text, load_weights, resolve_checkpoint
+from .run import Run, _first_line, atomic_write_text, load_weights, resolve_checkpoint, run_dir_of
 
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 PREFIXES = ("module.", "model.", "_orig_mod.")
@@ -203,8 +203,7 @@ def is_weights_file(target: Path) -> bool:
     """Whether ``target`` is a weights file that is not a checkpoint inside an advland run."""
     if not target.is_file() or target.suffix not in WEIGHT_SUFFIXES:
         return False
-    run_dir = target.parent.parent if target.parent.name == "checkpoints" else target.parent
-    return not (run_dir / "config.yaml").is_file()
+    return not Run(run_dir_of(target)).config_path.is_file()
 
 
 def import_weights(path: str | Path, source: ModelSource, threat: dict[str, Any], out_dir: str | Path = "runs") -> Run:
@@ -301,7 +300,8 @@ class Target:
 
 def resolve_target(target: str | Path, which: str = "best", source: ModelSource | None = None,
                    threat: dict[str, Any] | None = None, out_dir: str | Path = "runs",
-                   threat_hint: str = "threat={'norm': ..., 'eps': ...}") -> Target:
+                   threat_hint: str = "threat={'norm': ..., 'eps': ...}",
+                   log: Callable[[str], None] = lambda _: None) -> Target:
     """A run directory, a checkpoint inside one, or a bare weights file (imported first) as a :class:`Target`.
 
     Args:
@@ -309,6 +309,7 @@ def resolve_target(target: str | Path, which: str = "best", source: ModelSource 
         source: flags overriding the run's model and data, or describing a weights file.
         threat: the threat section of a weights file (``norm``, ``eps``), required for one.
         threat_hint: how the caller's user gives the threat (the CLI: its flags), named in the error.
+        log: told in one line when a weights file was imported as a run.
     """
     target, source = Path(target), source or ModelSource()
     if is_weights_file(target):
@@ -317,6 +318,7 @@ def resolve_target(target: str | Path, which: str = "best", source: ModelSource 
         if not threat or threat.get("norm") is None or threat.get("eps") is None:
             raise AdvlandError(f"{target} is a weights file and carries no threat model: give {threat_hint}")
         run = import_weights(target, source, {k: v for k, v in threat.items() if v is not None}, out_dir)
+        log(f"imported {target} as the run {run.path} (config.yaml, checkpoints/best.safetensors)")
         return Target(run, run.config(), run.weights_path("best"), imported=True)
     if not target.exists():
         raise AdvlandError(f"no run directory or weights file at {target}; give the folder advland train wrote "
@@ -376,4 +378,4 @@ def load_ensemble(target: str | Path, device: str | torch.device = "cpu") -> nn.
     if not paths:
         raise AdvlandError(f"{run.path} has no snapshots (checkpoints/snapshot_*.safetensors); "
                            f"train with schedule.snapshots=true")
-    return SnapshotEnsemble([load(path, device=device) for path in paths]).eval()
+    return SnapshotEnsemble.of(resolve_target(paths[0]).model(device), paths)

@@ -38,8 +38,11 @@ class Objective(Protocol):
     name: str
 
     def perturb(
-        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, mode: BNMode
-    ) -> torch.Tensor: ...
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, mode: BNMode, scale: float = 1.0
+    ) -> torch.Tensor:
+        """Adversarial inputs; ``scale`` multiplies the attack objective before its input gradient
+        (:attr:`advland.accel.Accel.attack_scale`: fp16 training)."""
+        ...
 
     def loss(self, model: nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor) -> LossOutput: ...
 
@@ -52,10 +55,9 @@ class CEAdversarial:
     """Shared crafting of the CE-PGD objectives (AT and MART), from the objective's ``start``."""
 
     start: Start
-    attack_scale: float
 
-    def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="ce", start=self.start, mode=mode, scale=self.attack_scale)
+    def perturb(self, model, x, y, threat, mode, scale=1.0):
+        return pgd(model, x, y, threat, loss="ce", start=self.start, mode=mode, scale=scale)
 
 
 @dataclass
@@ -64,7 +66,7 @@ class Clean:
 
     name: str = "clean"
 
-    def perturb(self, model, x, y, threat, mode):
+    def perturb(self, model, x, y, threat, mode, scale=1.0):
         return x
 
     def loss(self, model, x, x_adv, y):
@@ -78,8 +80,6 @@ class AT(CEAdversarial):
 
     name: str = "at"
     start: Start = "uniform"
-    attack_scale: float = 1.0
-    """Factor on the attack objective before its input gradient (fp16 training, :mod:`advland.accel`)."""
 
     def loss(self, model, x, x_adv, y):
         logits = model(x_adv)
@@ -96,10 +96,9 @@ class TRADES:
     beta: float = 6.0
     name: str = "trades"
     start: Start = "gaussian"
-    attack_scale: float = 1.0
 
-    def perturb(self, model, x, y, threat, mode):
-        return pgd(model, x, y, threat, loss="kl", start=self.start, mode=mode, scale=self.attack_scale)
+    def perturb(self, model, x, y, threat, mode, scale=1.0):
+        return pgd(model, x, y, threat, loss="kl", start=self.start, mode=mode, scale=scale)
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
@@ -120,7 +119,6 @@ class MART(CEAdversarial):
     lam: float = 6.0
     name: str = "mart"
     start: Start = "uniform"
-    attack_scale: float = 1.0
 
     def loss(self, model, x, x_adv, y):
         logits_clean = model(x)
@@ -137,12 +135,10 @@ class MART(CEAdversarial):
 OBJECTIVES: tuple[str, ...] = ("clean", "at", "trades", "mart")
 
 
-def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0, start: Start | None = None,
-                     attack_scale: float = 1.0) -> Objective:
+def create_objective(name: str, *, beta: float = 6.0, lam: float = 6.0, start: Start | None = None) -> Objective:
     """Build an objective by name: clean, at, trades (beta) or mart (lam); ``start`` overrides where its
-    training attack starts (default: the method's own, see :data:`Start`); ``attack_scale`` multiplies the
-    attack objective before its input gradient (see :func:`advland.attacks.pgd`)."""
-    chosen = {"attack_scale": attack_scale} | ({} if start is None else {"start": start})
+    training attack starts (default: the method's own, see :data:`Start`)."""
+    chosen = {} if start is None else {"start": start}
     if name == "clean":
         return Clean()
     if name == "at":

@@ -72,6 +72,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, write)
 
 
+ANALYSIS_FILES = {
+    "eval": "eval_{}",
+    "surface": "landscape/surface_{}",
+    "interpolation": "landscape/interpolation_{}",
+    "hessian": "landscape/hessian_{}",
+    "gradients": "landscape/gradients_{}",
+    "flatness": "landscape/flatness_{}",
+    "curve": "landscape/curve_epoch{}",
+}
+"""Where each kind of analysis lives in a run directory: the pattern of its file stem (the label fills ``{}``).
+``advland report`` finds them here; nothing else names analysis files."""
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run directory a weights file belongs to: the folder above ``checkpoints/``, else its own folder."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+
+
 class Run:
     """Read and write the files of one run directory."""
 
@@ -149,6 +168,37 @@ class Run:
     def summary(self) -> dict[str, Any]:
         return _parse_json(self.summary_path.read_text(), self.summary_path) if self.summary_path.exists() else {}
 
+    def analysis_stem(self, kind: str, label: str) -> Path:
+        """The file stem (no suffix) of the ``kind`` analysis (:data:`ANALYSIS_FILES`) named ``label``."""
+        return self.path / ANALYSIS_FILES[kind].format(label)
+
+    def save_analysis(self, kind: str, label: str, result: Any, formats: tuple[str, ...] = ("json",)) -> list[Path]:
+        """Save an analysis of this run where ``advland report`` finds it; return the files written.
+
+        Args:
+            kind: eval, surface, interpolation, hessian, gradients, flatness or curve.
+            label: what tells it from others of its kind (e.g. ``adv_train`` for a Hessian of the adversarial
+                loss on the training split).
+            result: a dict of numbers (strict JSON), or an object saving itself with ``save(stem, formats)``
+                (a :class:`~advland.landscape.Landscape`: ``formats`` json and/or npz).
+        """
+        stem = self.analysis_stem(kind, label)
+        if isinstance(result, dict):
+            path = stem.with_name(f"{stem.name}.json")
+            atomic_write_text(path, dumps(result, indent=2) + "\n")
+            return [path]
+        return result.save(stem, formats)
+
+    def analyses(self) -> list[tuple[str | None, Path]]:
+        """Every saved analysis (its JSON file) as (kind, path): evaluations first, then the files under
+        ``landscape/`` by name (kind None for a file no kind names)."""
+        found = [("eval", p) for p in sorted(self.path.glob(Path(ANALYSIS_FILES["eval"].format("*.json")).name))]
+        for path in sorted((self.path / "landscape").glob("*.json")):
+            kind = next((k for k, pattern in ANALYSIS_FILES.items() if pattern.startswith("landscape/")
+                         and path.name.startswith(Path(pattern).name.split("{")[0])), None)
+            found.append((kind, path))
+        return found
+
     def save_weights(self, which: str, model: nn.Module) -> None:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         atomic_write(self.weights_path(which), lambda tmp: save_file(tensors, tmp))
@@ -223,8 +273,7 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> tuple[Run, Pa
     """Accept a run directory or a checkpoint inside one; return the run and the weights file."""
     target = Path(target)
     if target.is_file():
-        run = Run(target.parent.parent if target.parent.name == "checkpoints" else target.parent)
-        return run, target
+        return Run(run_dir_of(target)), target
     run = Run(target)
     path = run.weights_path(which)
     if not path.exists() and which == "best":

@@ -7,6 +7,7 @@ the PGD step geometry for that norm. ``eps`` and ``step_size`` are in pixel unit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -168,3 +169,49 @@ def _laplace_like(x: torch.Tensor, generator: torch.Generator | None = None) -> 
 def fgsm_rs(eps: float, norm: Norm = "linf") -> ThreatModel:
     """FGSM with random start (Wong et al. 2020): one step of size 1.25 * eps."""
     return ThreatModel(norm=norm, eps=eps, step_size=1.25 * eps, steps=1)
+
+
+@dataclass(frozen=True)
+class ThreatOverrides:
+    """Changes to a run's threat model, each None to keep the run's: what an analysis's attack flags say
+    (``--norm``, ``--eps``, ``--attack-steps``, ``--step-size``)."""
+
+    norm: str | None = None
+    eps: float | None = None
+    steps: int | None = None
+    step_size: float | None = None
+
+    def section(self) -> dict[str, object]:
+        """As the ``threat`` config section of a weights file imported as a run."""
+        return {"norm": self.norm, "eps": self.eps, "steps": self.steps, "step_size": self.step_size}
+
+    def apply(self, threat: ThreatModel) -> ThreatModel:
+        """``threat`` with the given norm, radius (step size scaled with it), steps (step size scaled to keep
+        steps x step size) and step size replaced."""
+        if self.norm is not None:
+            threat = replace(threat, norm=self.norm)
+        if self.eps is not None:
+            if self.eps < 0:
+                raise ThreatError(f"--eps must be >= 0, got {self.eps}")
+            threat = threat.with_eps(self.eps)
+        if self.steps is not None:
+            if self.steps < 1:
+                raise ThreatError(f"--attack-steps must be >= 1, got {self.steps}")
+            threat = replace(threat, steps=self.steps, step_size=threat.step_size * threat.steps / self.steps)
+        return threat if self.step_size is None else replace(threat, step_size=self.step_size)
+
+
+def linf_l2_budgets(threat: ThreatModel, dim: int, eps_linf: float | None = None,
+                    eps_l2: float | None = None) -> tuple[float, float]:
+    """An L-inf and an L2 radius for comparing the two geometries on inputs of ``dim`` values: those given,
+    else the run's own (``threat``), else converted from the other by eps_l2 = eps_linf * sqrt(dim) / 4
+    (a quarter of the L2 length of the L-inf ball's corner). Raises :class:`ThreatError` when nothing
+    says a radius (no radius given and the run trained at eps 0)."""
+    own = {threat.norm: threat.eps} if threat.eps > 0 else {}
+    if not own and eps_linf is None and eps_l2 is None:
+        raise ThreatError("trained with eps 0 (no attack), so it has no budget to analyse at; "
+                          "give one with --eps-linf and/or --eps-l2")
+    root_d = math.sqrt(dim)
+    linf = eps_linf if eps_linf is not None else own.get("linf", (eps_l2 or own.get("l2", 0.0)) * 4 / root_d)
+    l2 = eps_l2 if eps_l2 is not None else own.get("l2", linf * root_d / 4)
+    return linf, l2

@@ -164,7 +164,7 @@ class Trainer:
 
     def craft(self, x: torch.Tensor, y: torch.Tensor, threat: ThreatModel) -> torch.Tensor:
         """Adversarial inputs crafted on the current weights; every module's mode flag is restored after."""
-        return self.objective.perturb(self.forward, x, y, threat, self.config.threat.bn_mode)
+        return self.objective.perturb(self.forward, x, y, threat, self.config.threat.bn_mode, self.accel.attack_scale)
 
     def measure(self, meter: EpochMeter, step: StepResult, x: torch.Tensor, y: torch.Tensor) -> None:
         """Add the step to the epoch's sums; the clean accuracy comes from the objective's clean logits

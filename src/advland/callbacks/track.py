@@ -106,7 +106,7 @@ class LandscapeTracker(Callback):
             loss = curve.values.get("adv_loss", curve.values["clean_loss"])
             measured |= {f"curve_{m}": v.tolist() for m, v in curve.values.items()}
             measured["curve_sharpness"] = float((loss[0] + loss[-1]) / 2 - loss[len(loss) // 2])
-            curve.save(folder / f"curve_epoch{epoch}")
+            trainer.run.save_analysis("curve", str(epoch), curve, ("json", "npz"))
         record.update(measured)
         records = [*trainer.state.history, record]
         if measured:

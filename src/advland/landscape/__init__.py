@@ -16,7 +16,7 @@ from .directions import (
     random_direction,
     random_directions,
 )
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .flatness import Flatness, average_flatness, worst_flatness
 from .gradients import (
     Lipschitz,
@@ -38,6 +38,7 @@ from .spectral import (
     power_iteration,
     slq,
 )
+from .spectrum import hessian_spectrum
 from .surface import (
     Landscape,
     evaluate_grid,
@@ -49,7 +50,7 @@ from .surface import (
 __all__ = [
     "METRICS", "DirectionSpec", "Eigen", "FlatModel", "Flatness", "HessianOperator", "Landscape", "Lipschitz",
     "Scattering", "SpectralDensity", "TraceEstimate", "average_flatness", "blocks", "evaluate_grid", "evaluate_points",
-    "gradient_lipschitz", "gradient_norm", "gradient_scattering", "hessian", "hessian_directions", "hutchinson", "hutchpp",
+    "gradient_lipschitz", "gradient_norm", "gradient_scattering", "hessian", "hessian_directions", "hessian_spectrum", "hutchinson", "hutchpp",
     "interpolate", "lanczos", "lipschitz_ratios", "normalize_direction", "power_iteration", "random_direction",
     "random_directions", "recompute_bn_statistics", "slq", "surface", "worst_flatness",
 ]

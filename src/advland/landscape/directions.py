@@ -30,7 +30,7 @@ from torch import nn
 from ..seeds import stream_seed
 from ..threat import ThreatModel
 from .errors import LandscapeError
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .hessian import hessian
 from .spectral import lanczos
 

@@ -17,7 +17,7 @@ Defaults ξ = 0.5 (average) and ξ = 0.003 (worst) follow our reading of Stutz e
 What is perturbed (``perturb``): by default ``"weights"``, every parameter except those of
 normalization layers (BatchNorm, GroupNorm, LayerNorm, InstanceNorm), which Stutz et al. exclude,
 and except biases (our choice, as AWP's and Li et al.'s codes do; see docs/landscape.md);
-``"all"`` perturbs every parameter (advland's behaviour before issue 11).
+``"all"`` perturbs every parameter (advland's behaviour in its first versions).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from torch import nn
 
 from ..attacks import bn_mode
 from ..threat import ThreatModel
-from .flat import FlatModel
+from .flat_model import FlatModel
 from ..seeds import stream_seed
 from .losses import DEFAULT_BATCH, batches, generator, point_metrics
 

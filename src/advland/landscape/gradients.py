@@ -29,7 +29,7 @@ from ..attacks import bn_mode
 from ..seeds import stream_seed
 from ..threat import ThreatModel
 from .directions import random_unit
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .losses import DEFAULT_BATCH, batches, loss_gradient
 
 PER_EXAMPLE_CHUNK = 64

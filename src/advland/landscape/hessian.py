@@ -5,7 +5,7 @@ fixed data (x, y) with the model in eval mode; ``H @ v`` is a Hessian-vector pro
 (P,) or (P, k), P the number of weights, in the order of :class:`FlatModel`). Estimators of
 eigenvalues, trace and spectral density take any such operator (:mod:`.spectral`), as in
 curvlinops. For the Hessian of the adversarial loss, craft x' once at θ and pass it as the data
-(:func:`hessian`, SPEC §6): the operator then is the Hessian of θ -> mean CE(f_θ(x'), y) with x'
+(:func:`hessian`): the operator then is the Hessian of θ -> mean CE(f_θ(x'), y) with x'
 held fixed.
 
 Products are double backward passes. When the data fits in one batch the first-order graph is
@@ -24,7 +24,7 @@ from torch import nn
 
 from ..attacks import bn_mode
 from ..threat import ThreatModel
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .losses import attack, batches
 
 

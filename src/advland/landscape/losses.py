@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..attacks import bn_mode, pgd
 from ..threat import ThreatModel
-from .flat import FlatModel, Logits
+from .flat_model import FlatModel, Logits
 
 DEFAULT_BATCH = 1024
 

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from .. import distributed as dist
 from ..threat import ThreatModel
 from .errors import LandscapeError
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .losses import point_metrics
 from .stacked import points_per_stack, stacked_metrics
 

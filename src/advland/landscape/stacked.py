@@ -26,7 +26,7 @@ from torch.func import functional_call, grad, vmap
 
 from ..attacks import bn_mode
 from ..threat import ThreatModel
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .losses import batches, generator
 
 MAX_STACK = 64

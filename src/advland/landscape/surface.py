@@ -32,7 +32,7 @@ from ..jsonio import dumps
 from ..threat import ThreatModel
 from .directions import DirectionSpec, Normalization, random_directions
 from .errors import LandscapeError
-from .flat import FlatModel
+from .flat_model import FlatModel
 from .losses import DEFAULT_BATCH
 from .points import GRID_BATCH, Layout, Point, evaluate_points
 

@@ -140,8 +140,8 @@ def _tracked_curves(page: Page, files: list[Path]) -> None:
         page.table(["α", *series], [[a, *(s[i] for s in series.values())] for i, a in enumerate(x)])
 
 
-_ANALYSES = [("surface_", _surface), ("interpolation_", _interpolation), ("hessian_", _hessian),
-             ("gradients_", _gradients), ("flatness_", _flatness)]
+_ANALYSES = {"surface": _surface, "interpolation": _interpolation, "hessian": _hessian, "gradients": _gradients,
+             "flatness": _flatness}
 
 
 def build_run_page(path: str | Path) -> Page:
@@ -150,7 +150,8 @@ def build_run_page(path: str | Path) -> Page:
     if not run.config_path.is_file():
         raise AdvlandError(f"{run.path} is not a run directory (no config.yaml); give the folder advland train wrote")
     page = Page(f"advland run {run.path.name}")
-    evals = sorted(run.path.glob("eval_*.json"))
+    saved = run.analyses()
+    evals = [path for kind, path in saved if kind == "eval"]
     _headline(page, run.summary(), best_evaluations(evals, lambda f: json.loads(f.read_text())))
     if run.summary():
         page.heading("Summary")
@@ -162,19 +163,16 @@ def build_run_page(path: str | Path) -> Page:
         page.heading("Evaluation")
         for file in evals:
             _evaluation(page, file.stem, json.loads(file.read_text()))
-    saved = sorted((run.path / "landscape").glob("*.json"))
-    tracked = [f for f in saved if f.name.startswith("curve_epoch")]
-    if saved:
+    analyses = [(kind, path) for kind, path in saved if kind not in ("eval", "curve")]
+    tracked = [path for kind, path in saved if kind == "curve"]
+    if analyses or tracked:
         page.heading("Analyses")
-    for file in saved:
-        if file in tracked:
-            continue
-        draw = next((f for prefix, f in _ANALYSES if file.name.startswith(prefix)), None)
+    for kind, file in analyses:
         data = json.loads(file.read_text())
-        if draw is None:
+        if kind is None:
             page.heading(file.stem, 3).code(jsonio.dumps(data, indent=1))
         else:
-            draw(page, file.stem, data)
+            _ANALYSES[kind](page, file.stem, data)
     if tracked:
         _tracked_curves(page, tracked)
     page.heading("Config").folded("config.yaml (the resolved configuration)", run.config_path.read_text())

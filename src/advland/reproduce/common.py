@@ -399,7 +399,7 @@ class Suite:
         eps = self.data.eps if eps is None else eps
         if eps == 0:
             return None
-        return ThreatModel(norm=norm, eps=eps, step_size=eps / 4, steps=self.profile.analysis_steps)
+        return eval_threat(norm, eps, self.profile.analysis_steps)
 
     def analysis_data(self, config: Config, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``analysis_n`` examples of the training split of the run with ``config`` (its own seed's

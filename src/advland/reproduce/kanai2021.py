@@ -1,4 +1,4 @@
-"""kanai2021 (SPEC §9 g–h): the gradient's Lipschitz estimate under L∞ vs L2, and EntropySGD vs SGD in AT."""
+"""kanai2021 (findings g–h): the gradient's Lipschitz estimate under L∞ vs L2, and EntropySGD vs SGD in AT."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""liu2020 (SPEC §9 a–f): the linear-model threshold, the ε sweep's plateau, gradients, curvature and
+"""liu2020 (findings a–f): the linear-model threshold, the ε sweep's plateau, gradients, curvature and
 scattering, and periodic adversarial scheduling (PAS) against vanilla AT across learning rates."""
 
 from __future__ import annotations
