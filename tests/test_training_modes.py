@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import torch
-
 from advland.train import Trainer
 from helpers import bn_mlp, short_config
 
