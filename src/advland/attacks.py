@@ -46,10 +46,12 @@ def per_example_loss(
     logits: torch.Tensor,
     y: torch.Tensor,
     clean_log_probs: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """The attack objective per example, shape (N,): larger is better for the attacker."""
+    """The attack objective per example, shape (N,): larger is better for the attacker. ``label_smoothing``
+    smooths the ce targets as :func:`torch.nn.functional.cross_entropy` does (0: the plain cross-entropy)."""
     if loss == "ce":
-        return F.cross_entropy(logits, y, reduction="none")
+        return F.cross_entropy(logits, y, reduction="none", label_smoothing=label_smoothing)
     if loss == "cw":
         return cw_margin(logits, y)
     if loss == "kl":
@@ -98,6 +100,7 @@ def pgd(
     mode: BNMode | None = "eval",
     generator: torch.Generator | None = None,
     scale: float = 1.0,
+    label_smoothing: float = 0.0,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` inside ``threat``; returns detached adversarial inputs.
 
@@ -112,6 +115,8 @@ def pgd(
         scale: factor on the objective before the input gradient is taken (every ascent step is
             invariant to it); > 1 keeps reduced-precision backward passes from underflowing to 0
             (see :mod:`advland.accel`).
+        label_smoothing: smoothing of the ce objective's targets (training attacks that maximize the
+            smoothed loss; 0, the default, maximizes the plain cross-entropy).
 
     The attack runs on the model's device (``x`` and ``y`` are moved there when ``model`` is a
     module with parameters) and the adversarial inputs are returned on ``x``'s device.
@@ -122,7 +127,8 @@ def pgd(
     if not threat.active:
         return x.detach().clone()
     return _on_model_device(model, x, y, mode,
-                            lambda xd, yd: _pgd_restarts(model, xd, yd, threat, loss, start, generator, scale))
+                            lambda xd, yd: _pgd_restarts(model, xd, yd, threat, loss, start, generator, scale,
+                                                                label_smoothing))
 
 
 def _on_model_device(model, x: torch.Tensor, y: torch.Tensor, mode: BNMode | None,
@@ -147,20 +153,20 @@ def model_device(model: nn.Module | Callable[[torch.Tensor], torch.Tensor]) -> t
     return None if first is None else first.device
 
 
-def _pgd_restarts(model, x, y, threat, loss, start, generator, scale) -> torch.Tensor:
+def _pgd_restarts(model, x, y, threat, loss, start, generator, scale, smoothing=0.0) -> torch.Tensor:
     clean_log_probs = None
     if loss == "kl":
         with torch.no_grad():
             clean_log_probs = F.log_softmax(model(x), dim=1)
     best_x, best_score = None, None
     for _ in range(threat.restarts):
-        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale)
+        x_adv = _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale, smoothing=smoothing)
         if threat.restarts == 1:
             return x_adv
         with torch.no_grad():
             logits = model(x_adv)
             wrong = (logits.argmax(1) != y).to(x.dtype)
-            score = wrong * 1e6 + per_example_loss(loss, logits, y, clean_log_probs).clamp(-1e5, 1e5)
+            score = wrong * 1e6 + per_example_loss(loss, logits, y, clean_log_probs, smoothing).clamp(-1e5, 1e5)
         if best_x is None:
             best_x, best_score = x_adv, score
         else:
@@ -193,7 +199,8 @@ def _correct_everywhere(model, x, y, threat, loss, start, generator, scale) -> t
     return ~fooled
 
 
-def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale, fooled=None) -> torch.Tensor:
+def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scale, fooled=None,
+              smoothing=0.0) -> torch.Tensor:
     """One PGD run from a fresh start; with ``fooled`` (N,) given, examples misclassified at an iterate are marked in it."""
     if start == "uniform":
         x_adv = threat.random_start(x, generator)
@@ -205,7 +212,7 @@ def _pgd_once(model, x, y, threat, loss, start, clean_log_probs, generator, scal
         x_adv.requires_grad_(True)
         with torch.enable_grad():
             logits = model(x_adv)
-            objective = per_example_loss(loss, logits, y, clean_log_probs).sum() * scale
+            objective = per_example_loss(loss, logits, y, clean_log_probs, smoothing).sum() * scale
             (grad,) = torch.autograd.grad(objective, x_adv)
         if fooled is not None:
             fooled |= logits.detach().argmax(1) != y

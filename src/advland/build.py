@@ -105,7 +105,8 @@ def build_threat(config: Config) -> ThreatModel:
 
 def build_objective(config: Config) -> Objective:
     o = config.objective
-    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start)
+    return create_objective(o.name, beta=o.beta, lam=o.lam, start=o.start, label_smoothing=o.label_smoothing,
+                            smooth_attack=o.smooth_attack)
 
 
 def build_optimizer(config: Config, params) -> torch.optim.Optimizer:

@@ -110,6 +110,12 @@ class ObjectiveConfig(Section):
     start: Optional[Literal["uniform", "gaussian", "none"]] = None
     """Where the training attack starts; default: the method's own (AT and MART uniform in the ball, TRADES
     x + 0.001·N(0, I)). The official MART code starts at x + 0.001·N(0, I): ``objective.start=gaussian``."""
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    """Label smoothing s of the loss's cross-entropy terms (AT's CE, TRADES' clean CE, the CE part of MART's
+    BCE; clean training's CE): targets (1 - s)·onehot + s/K, as torch's cross_entropy(label_smoothing=s)."""
+    smooth_attack: bool = False
+    """Let the CE training attack of at and mart maximize the smoothed loss too (default: the unsmoothed CE,
+    the worst case of the model's prediction that evaluation measures). TRADES' KL attack has no labels."""
 
 
 class OptimizerConfig(Section):
@@ -296,6 +302,9 @@ class Config(Section):
         if self.precision == "fp16" and self.optimizer.name == "entropy_sgd":
             raise ConfigError("config error: precision=fp16 cannot be combined with optimizer.name=entropy_sgd "
                               "(its closure steps bypass the gradient scaler); use precision=bf16 or fp32")
+        if self.objective.smooth_attack and self.objective.name not in ("at", "mart"):
+            raise ConfigError(f"config error: objective.smooth_attack applies to the CE attacks of at and mart; "
+                              f"{self.objective.name}'s training attack has no labels to smooth: set it to false")
         if self.perturb.name != "none" and self.optimizer.name == "entropy_sgd":
             raise ConfigError("config error: perturb and optimizer.name=entropy_sgd cannot be combined; "
                               "set perturb=none or choose optimizer.name=sgd")
