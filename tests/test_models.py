@@ -129,3 +129,63 @@ def test_user_registered_model() -> None:
     assert model[1].bias is None and model(torch.rand(3, 4)).shape == (3, 2)
     with pytest.raises(ModelError, match="already registered"):
         register_model(USER_MODEL)(factory)
+
+
+# ---------------------------------------------------------------- activation choice (SiLU / Swish)
+
+SILU_CASES = [("preact_resnet18", (3, 16, 16), {"width": 0.125}), ("wrn", (3, 16, 16), {"depth": 10, "widen_factor": 1}),
+              ("wrn28_10", (3, 8, 8), {}), ("wrn34_10", (3, 8, 8), {})]
+
+
+@pytest.mark.parametrize(("name", "shape", "kwargs"), SILU_CASES[:2])
+def test_silu_replaces_every_relu_and_keeps_the_state_dict(name, shape, kwargs) -> None:
+    torch.manual_seed(0)
+    relu = create_model(name, input_shape=shape, num_classes=5, **kwargs).eval()
+    silu = create_model(name, input_shape=shape, num_classes=5, activation="silu", **kwargs).eval()
+    assert not any(isinstance(m, nn.SiLU) for m in relu.modules())
+    assert any(isinstance(m, nn.SiLU) for m in silu.modules())
+    assert not any(isinstance(m, nn.ReLU) for m in silu.modules())
+    silu.load_state_dict(relu.state_dict())  # same names and shapes: an activation has no parameters
+    x = torch.rand(3, *shape)
+    with torch.no_grad():
+        assert not torch.allclose(relu(x), silu(x))
+    swish = create_model(name, input_shape=shape, num_classes=5, activation="swish", **kwargs).eval()
+    swish.load_state_dict(relu.state_dict())
+    with torch.no_grad():
+        assert torch.equal(swish(x), silu(x))
+
+
+@pytest.mark.parametrize(("name", "shape", "kwargs"), SILU_CASES[2:])
+def test_the_named_wide_resnets_take_the_activation(name, shape, kwargs) -> None:
+    model = create_model(name, input_shape=shape, num_classes=10, activation="silu", **kwargs)
+    blocks = 3 * (int(name[3:5]) - 4) // 6  # one activation module per block (used twice), one after the last BN
+    assert sum(isinstance(m, nn.SiLU) for m in model.modules()) == 1 + blocks
+    assert not any(isinstance(m, nn.ReLU) for m in model.modules())
+
+
+def test_unknown_activation_is_one_line() -> None:
+    with pytest.raises(ModelError, match="unknown activation 'gelu'; choose one of: relu, silu, swish"):
+        create_model("preact_resnet18", input_shape=(3, 8, 8), num_classes=10, activation="gelu")
+
+
+def test_a_silu_preact_resnet_trains_and_loads_back(tmp_path) -> None:
+    """Trained through the config (model.kwargs.activation) for an epoch on digits, then rebuilt by advland.load."""
+    import advland
+    from advland.config import load_config
+    from advland.train import Trainer
+
+    config = load_config("digits/at", [f"out_dir={tmp_path}", "name=silu", "epochs=1", "data.train_n=128",
+                                       "model.name=preact_resnet18", "model.kwargs={width: 0.125, activation: silu}",
+                                       "threat.steps=1", "eval.test_n=40", "data.val_fraction=0.05"])
+    trainer = Trainer(config, progress=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    summary = trainer.fit()
+    after = trainer.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    assert 0.0 <= summary["test_clean_acc"] <= 1.0
+    loaded = advland.load(tmp_path / "silu", which="last").eval()
+    assert any(isinstance(m, nn.SiLU) for m in loaded.modules())
+    x = advland.data.load("digits", "test")[0][:16]
+    trainer.model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(x), trainer.model(x))
