@@ -1,0 +1,123 @@
+"""Extra training data: memory-mapped files (.npz members, .npy pairs), checks, the run's record, and the
+composition of the minibatches."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from advland.data import DatasetError
+from advland.data.extra import ExtraData, ExtraMix
+
+SHAPE = (1, 8, 8)
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 8, 8, 1), dtype=np.uint8)
+
+
+def _labels(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed + 1).integers(0, 10, size=n).astype(np.int64)
+
+
+def test_uncompressed_npz_members_are_memory_mapped(tmp_path):
+    """The release layout: image (N, H, W, C) uint8 and label; mapped, not read, and converted per batch."""
+    path = tmp_path / "gen.npz"
+    images, labels = _images(50), _labels(50)
+    np.savez(path, image=images, label=labels)
+    extra = ExtraData(path, SHAPE, 10)
+    assert isinstance(extra.x, np.memmap) and isinstance(extra.y, np.memmap) and len(extra) == 50
+    assert extra.layout == "channels_last"
+    x, y = extra.examples(torch.tensor([7, 3, 3, 40]))
+    expected = torch.from_numpy(images[[3, 3, 7, 40]]).float().permute(0, 3, 1, 2) / 255  # read in file order
+    assert x.shape == (4, *SHAPE) and x.dtype == torch.float32
+    assert torch.equal(x, expected) and torch.equal(y, torch.from_numpy(labels[[3, 3, 7, 40]]))
+
+
+def test_float_images_in_the_dataset_layout_and_a_zip64_entry(tmp_path):
+    """x/y keys, float32 (N, C, H, W); written through zipfile with zip64 local headers (as np.savez writes
+    members over 4 GB), whose extra field the offset must skip."""
+    path = tmp_path / "floats.npz"
+    images = np.random.default_rng(2).random((20, *SHAPE), dtype=np.float32)
+    labels = _labels(20)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in (("x", images), ("y", labels)):
+            with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array)
+    extra = ExtraData(path, SHAPE, 10)
+    x, y = extra.examples(torch.arange(20))
+    assert extra.layout == "same" and torch.equal(x, torch.from_numpy(images))
+    assert torch.equal(y, torch.from_numpy(labels))
+
+
+def test_a_directory_of_two_npy_files_and_images_without_a_channel_axis(tmp_path):
+    images, labels = _images(12)[..., 0], _labels(12)[:, None]  # (N, H, W) and labels (N, 1)
+    np.save(tmp_path / "x.npy", images)
+    np.save(tmp_path / "y.npy", labels)
+    extra = ExtraData(tmp_path, SHAPE, 10)
+    x, y = extra.examples(torch.tensor([0, 11]))
+    assert extra.layout == "no_channel" and x.shape == (2, *SHAPE)
+    assert torch.equal(x[:, 0], torch.from_numpy(images[[0, 11]]).float() / 255)
+    assert y.tolist() == labels[[0, 11], 0].tolist()
+
+
+def test_the_record_holds_the_files_sha256_and_size(tmp_path):
+    path = tmp_path / "gen.npz"
+    np.savez(path, image=_images(30), label=_labels(30))
+    record = ExtraData(path, SHAPE, 10).record()
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert record == {"path": str(path.resolve()), "n": 30,
+                      "files": [{"name": "gen.npz", "bytes": path.stat().st_size, "sha256": digest}]}
+
+
+@pytest.mark.parametrize(("write", "message"), [
+    (lambda p: np.savez_compressed(p / "c.npz", x=_images(4), y=_labels(4)), "compressed .* np.savez"),
+    (lambda p: np.savez(p / "c.npz", x=_images(4), y=_labels(4) + 10), r"labels must lie in 0\.\.9"),
+    (lambda p: np.savez(p / "c.npz", x=_images(4), y=_labels(3)), "4 images but labels of shape"),
+    (lambda p: np.savez(p / "c.npz", x=_images(4), y=_labels(4).astype(np.float32)), "labels must be integers"),
+    (lambda p: np.savez(p / "c.npz", x=_images(4)[:, :4], y=_labels(4)), r"examples of shape \(4, 8, 1\)"),
+    (lambda p: np.savez(p / "c.npz", pixels=_images(4), y=_labels(4)), "needs x or image"),
+    (lambda p: (p / "c.npz").write_text("not a zip"), "not an .npz file"),
+])
+def test_bad_files_are_one_line_errors(tmp_path, write, message):
+    write(tmp_path)
+    with pytest.raises(DatasetError, match=message):
+        ExtraData(tmp_path / "c.npz", SHAPE, 10)
+
+
+def test_float_images_outside_the_unit_interval_are_refused_when_read(tmp_path):
+    images = np.random.default_rng(0).random((6, *SHAPE), dtype=np.float32)
+    images[4] *= 255
+    np.savez(tmp_path / "f.npz", x=images, y=_labels(6))
+    extra = ExtraData(tmp_path / "f.npz", SHAPE, 10)
+    extra.examples(torch.tensor([0, 1, 2]))
+    with pytest.raises(DatasetError, match=r"outside \[0, 1\]"):
+        extra.examples(torch.tensor([3, 4]))
+
+
+def test_every_batch_holds_the_configured_share(tmp_path):
+    np.savez(tmp_path / "g.npz", image=_images(1000), label=_labels(1000))
+    mix = ExtraMix(ExtraData(tmp_path / "g.npz", SHAPE, 10), batch_size=64, fraction=0.7, seed=5)
+    assert (mix.n_extra, mix.n_original) == (44, 20)  # floor(64 * 0.7) as Wang et al.'s sampler
+    n = 300
+    plan = mix.epoch(3, n)
+    assert len(plan) == math.ceil(n / 64)  # the batches of an epoch without extra data
+    assert all(len(orig) == 20 and len(extra) == 44 for orig, extra in plan)
+    originals = torch.cat([orig for orig, _ in plan])
+    assert len(originals.unique()) == len(originals) and originals.max() < n  # a permutation's prefix
+    assert all(extra.max() < 1000 for _, extra in plan)
+    again = mix.epoch(3, n)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plan, again))  # seeded by epoch
+    assert not torch.equal(plan[0][1], mix.epoch(4, n)[0][1])
+
+
+def test_a_fraction_leaving_no_examples_of_one_kind_is_refused(tmp_path):
+    np.savez(tmp_path / "g.npz", image=_images(10), label=_labels(10))
+    extra = ExtraData(tmp_path / "g.npz", SHAPE, 10)
+    with pytest.raises(DatasetError, match="extra_fraction=0.01 of data.batch_size=32"):
+        ExtraMix(extra, 32, 0.01, 0)
