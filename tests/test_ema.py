@@ -65,6 +65,16 @@ def test_warmup_counts_updates_not_steps():
     assert seen == pytest.approx([0.0, first, first, 2 / 11 * first + 9 / 11 * 40.0])
 
 
+def test_start_copies_the_weights_and_the_warmup_counts_from_there():
+    """start = 3 steps: the first three copy (d = 0), the fourth is the warm-up's first update (d = 0.1)."""
+    model = _scalar_model(0.0)
+    ema = WeightEMA(model, 0.9, start=3)
+    seen = _run(ema, model, [1.0, 2.0, 3.0, 4.0, 5.0])
+    fourth = 0.1 * 3.0 + 0.9 * 4.0
+    assert seen == pytest.approx([1.0, 2.0, 3.0, fourth, 2 / 11 * fourth + 9 / 11 * 5.0])
+    assert (ema.steps, ema.updates) == (5, 2)
+
+
 def test_decay_zero_follows_the_model_and_the_copy_is_frozen_in_eval_mode():
     model = _scalar_model(3.0).train()
     ema = WeightEMA(model, 0.0)
@@ -135,3 +145,5 @@ def test_bad_arguments():
         WeightEMA(_scalar_model(), 0.9, every=0)
     with pytest.raises(ValueError, match="buffers must be"):
         WeightEMA(_scalar_model(), 0.9, buffers="mean")
+    with pytest.raises(ValueError, match="start must be"):
+        WeightEMA(_scalar_model(), 0.9, start=-1)

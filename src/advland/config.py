@@ -40,6 +40,13 @@ class DataConfig(Section):
     on_device: Union[bool, Literal["auto"]] = "auto"
     """Keep the training set on the training device (batches indexed and augmented there): auto = on a GPU
     when it takes at most a quarter of the free GPU memory; a no-op on CPU."""
+    extra: Optional[str] = None
+    """Extra training examples mixed into every training batch (never into validation or test): an uncompressed
+    .npz with images x or image (uint8, or floats in [0, 1]) and labels y or label, or a directory with x.npy and
+    y.npy; memory-mapped, so it may be larger than memory (:mod:`advland.data.extra`)."""
+    extra_fraction: float = Field(0.7, gt=0.0, lt=1.0)
+    """Share of every training batch drawn from ``extra``: floor(batch_size * extra_fraction) examples
+    (0.7: Wang et al. 2023's share of generated data)."""
 
 
 class NormalizeConfig(Section):
@@ -240,6 +247,30 @@ class TrackConfig(Section):
         return self.grad_norm or self.clean_grad_norm or any(e > 0 for e in every)
 
 
+class EMAConfig(Section):
+    """An exponential moving average of the weights (:mod:`advland.ema`), validated every epoch beside
+    the trained weights; off unless ``decay`` is set."""
+
+    decay: Optional[float] = Field(None, ge=0.0, lt=1.0)
+    """Target decay of the average (e.g. 0.999 or 0.995); unset: no EMA."""
+    warmup: bool = True
+    """Ramp the decay as min(decay, (1 + t) / (10 + t)) over the first updates t (Wang et al. 2023)."""
+    every: int = Field(1, ge=1)
+    """Average after every k-th optimizer step."""
+    start_epochs: float = Field(0.0, ge=0.0)
+    """Epochs during which the average only copies the trained weights; the warm-up counts from there
+    (Wang et al. 2023: 2.5 % of training)."""
+    buffers: Literal["copy", "average"] = "copy"
+    """BatchNorm running statistics of the average: copied from the trained model at every update, or averaged."""
+    select: Literal["either", "raw", "ema"] = "either"
+    """Which weights the checkpoint ``best`` may be: the better on validation of the two every epoch, or only
+    the trained (raw) or only the averaged (ema) ones."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.decay is not None
+
+
 class LogConfig(Section):
     """Where a run is logged besides its own files."""
 
@@ -267,6 +298,7 @@ class Config(Section):
     perturb: PerturbConfig = PerturbConfig()
     eval: EvalConfig = EvalConfig()
     track: TrackConfig = TrackConfig()
+    ema: EMAConfig = EMAConfig()
     log: LogConfig = LogConfig()
     distributed: DistributedConfig = DistributedConfig()
     epochs: int = Field(30, gt=0)
@@ -302,6 +334,8 @@ class Config(Section):
         if self.precision == "fp16" and self.optimizer.name == "entropy_sgd":
             raise ConfigError("config error: precision=fp16 cannot be combined with optimizer.name=entropy_sgd "
                               "(its closure steps bypass the gradient scaler); use precision=bf16 or fp32")
+        if not self.ema.enabled and self.ema.select != "either":
+            raise ConfigError(f"config error: ema.select={self.ema.select} needs an EMA: set ema.decay (e.g. 0.999)")
         if self.objective.smooth_attack and self.objective.name not in ("at", "mart"):
             raise ConfigError(f"config error: objective.smooth_attack applies to the CE attacks of at and mart; "
                               f"{self.objective.name}'s training attack has no labels to smooth: set it to false")

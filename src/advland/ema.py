@@ -6,7 +6,9 @@ After every ``every``-th optimizer step the averaged copy moves towards the trai
     ema <- d_t * ema + (1 - d_t) * w,      d_t = min(decay, (1 + t) / (10 + t))   (warmup=True)
                                             d_t = decay                           (warmup=False)
 
-where t = 0, 1, 2, ... counts the averaging updates done before this one. The warm-up is the one of
+where t = 0, 1, 2, ... counts the averaging updates done before this one. With ``start`` = s > 0 the
+average copies the trained weights (d = 0) at the updates within the first s optimizer steps, and t
+counts from there (Wang et al. 2023 start after 2.5 % of training). The warm-up is the one of
 TensorFlow's ``ExponentialMovingAverage(num_updates=t)`` that Wang et al. (2023) and the DeepMind code
 use: the first update takes d = 0.1, so the average forgets the random initialization at once, and
 d_t reaches ``decay`` after (10·decay - 1) / (1 - decay) updates (8 991 for 0.999). Every floating
@@ -40,22 +42,25 @@ class WeightEMA:
         warmup: ramp the decay as min(decay, (1 + t) / (10 + t)).
         every: average after every ``every``-th call of :meth:`step` (one call per optimizer step).
         buffers: ``copy`` the trained model's buffers, or ``average`` the floating ones.
+        start: optimizer steps during which the average only copies the trained weights.
     """
 
     def __init__(self, model: nn.Module, decay: float, *, warmup: bool = True, every: int = 1,
-                 buffers: Buffers = "copy"):
+                 buffers: Buffers = "copy", start: int = 0):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"decay must be in [0, 1), got {decay!r}")
         if every < 1:
             raise ValueError(f"every must be a positive number of steps, got {every!r}")
         if buffers not in ("copy", "average"):
             raise ValueError(f"buffers must be 'copy' or 'average', got {buffers!r}")
-        self.decay, self.warmup, self.every, self.buffers = decay, warmup, every, buffers
+        if start < 0:
+            raise ValueError(f"start must be a number of steps >= 0, got {start!r}")
+        self.decay, self.warmup, self.every, self.buffers, self.start = decay, warmup, every, buffers, start
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.steps = 0
         """Optimizer steps seen (calls of :meth:`step`)."""
         self.updates = 0
-        """Averaging updates done."""
+        """Averaging updates done (after ``start``)."""
 
     def decay_at(self, t: int) -> float:
         """The decay of the update that follows ``t`` earlier updates."""
@@ -67,7 +72,8 @@ class WeightEMA:
         self.steps += 1
         if self.steps % self.every:
             return
-        d = self.decay_at(self.updates)
+        averaging = self.steps > self.start
+        d = self.decay_at(self.updates) if averaging else 0.0
         averaged = [p for p in self.model.parameters() if p.is_floating_point()]
         trained = [p.detach() for p in model.parameters() if p.is_floating_point()]
         if len(averaged) != len(trained):
@@ -79,7 +85,7 @@ class WeightEMA:
                 mine.mul_(d).add_(theirs, alpha=1.0 - d)
             else:
                 mine.copy_(theirs)
-        self.updates += 1
+        self.updates += averaging
 
     def state_dict(self) -> dict[str, Any]:
         """The averaged weights and the counters (the configuration is the caller's)."""
