@@ -105,15 +105,35 @@ def test_every_batch_holds_the_configured_share(tmp_path):
     mix = ExtraMix(ExtraData(tmp_path / "g.npz", SHAPE, 10), batch_size=64, fraction=0.7, seed=5)
     assert (mix.n_extra, mix.n_original) == (44, 20)  # floor(64 * 0.7) as Wang et al.'s sampler
     n = 300
-    plan = mix.epoch(3, n)
-    assert len(plan) == math.ceil(n / 64)  # the batches of an epoch without extra data
-    assert all(len(orig) == 20 and len(extra) == 44 for orig, extra in plan)
-    originals = torch.cat([orig for orig, _ in plan])
-    assert len(originals.unique()) == len(originals) and originals.max() < n  # a permutation's prefix
-    assert all(extra.max() < 1000 for _, extra in plan)
-    again = mix.epoch(3, n)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(plan, again))  # seeded by epoch
-    assert not torch.equal(plan[0][1], mix.epoch(4, n)[0][1])
+    order = mix.order(3, n)
+    batches = order.view(-1, 64)
+    assert len(batches) == math.ceil(n / 64)  # the batches of an epoch without extra data
+    assert all(int((b >= n).sum()) == 44 for b in batches)  # 44 extra, 20 original in every batch
+    originals = order[order < n]
+    assert len(originals.unique()) == len(originals) == 5 * 20  # a permutation's prefix: no original twice
+    assert order.max() < n + 1000
+    assert all(bool((b[:20] >= n).any()) for b in batches)  # shuffled together, not originals first
+    assert torch.equal(order, mix.order(3, n))  # seeded by (seed, epoch)
+    assert not torch.equal(order, mix.order(4, n))
+
+
+def test_the_examples_of_combined_indices(tmp_path):
+    images, labels = _images(30), _labels(30)
+    np.savez(tmp_path / "g.npz", image=images, label=labels)
+    mix = ExtraMix(ExtraData(tmp_path / "g.npz", SHAPE, 10), batch_size=4, fraction=0.5, seed=0)
+    x, y = torch.rand(10, *SHAPE), torch.arange(10) % 10
+    xb, yb = mix.examples(x, y, torch.tensor([12, 3, 10, 7]))  # extra 2 and 0, originals 3 and 7
+    assert torch.equal(xb[:2], x[[3, 7]]) and torch.equal(yb[:2], y[[3, 7]])
+    assert torch.equal(xb[2:], torch.from_numpy(images[[0, 2]]).float().permute(0, 3, 1, 2) / 255)
+    assert yb[2:].tolist() == labels[[0, 2]].tolist()
+
+
+def test_a_training_set_too_small_for_the_batches(tmp_path):
+    np.savez(tmp_path / "g.npz", image=_images(10), label=_labels(10))
+    mix = ExtraMix(ExtraData(tmp_path / "g.npz", SHAPE, 10), batch_size=10, fraction=0.5, seed=0)
+    assert mix.n_batches(12) == 2 and mix.n_batches(9) == 1  # ceil(12 / 10) = 2 batches of 5 originals; 9: one
+    with pytest.raises(DatasetError, match="takes 5 original examples but the training set has 4"):
+        mix.order(0, 4)
 
 
 def test_a_fraction_leaving_no_examples_of_one_kind_is_refused(tmp_path):

@@ -21,7 +21,9 @@ opened. :meth:`ExtraData.record` gives the files' SHA-256 and sizes, which the r
 holds ``floor(B * fraction)`` extra examples, drawn uniformly with replacement, and the rest from a
 fresh permutation of the original training set; an epoch has as many batches as it would have
 without extra data (``ceil(n / B)``), so with fraction f it sees about (1 - f) of the originals.
-Both draws come from a generator seeded by (seed, epoch), so a resumed run draws the same batches.
+Every batch holds exactly that share (for a training set too small to fill ``ceil(n / B)`` batches
+with ``B - floor(B * fraction)`` originals each, the epoch has fewer batches). All draws come from a
+generator seeded by (seed, epoch), so a resumed run draws the same batches.
 """
 
 from __future__ import annotations
@@ -170,7 +172,11 @@ class ExtraData:
 
 class ExtraMix:
     """The composition of every training minibatch of B examples: ``floor(B * fraction)`` extra examples
-    (drawn uniformly with replacement) and the rest from a fresh permutation of the n originals."""
+    (drawn uniformly with replacement) and the rest from a fresh permutation of the n originals.
+
+    A batch is a tensor of *combined* indices: i < n is original example i, i >= n extra example i - n;
+    within a batch the two kinds are shuffled together, so that every process of a data-parallel run
+    takes the same mixture."""
 
     def __init__(self, extra: ExtraData, batch_size: int, fraction: float, seed: int):
         self.extra, self.batch_size, self.seed = extra, batch_size, seed
@@ -181,11 +187,28 @@ class ExtraMix:
                                f"{self.n_extra} extra and {self.n_original} original examples per batch; "
                                f"choose a fraction that keeps both at least 1")
 
-    def epoch(self, epoch: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(original indices, extra indices) of every batch of epoch ``epoch``, ``ceil(n / B)`` batches."""
+    def n_batches(self, n: int) -> int:
+        """Batches of an epoch over n originals: ``ceil(n / B)``, fewer only when n is too small to fill them."""
+        if n < self.n_original:
+            raise DatasetError(f"data.extra: a batch takes {self.n_original} original examples but the training "
+                               f"set has {n}; lower data.batch_size or raise data.extra_fraction")
+        return min(math.ceil(n / self.batch_size), n // self.n_original)
+
+    def order(self, epoch: int, n: int) -> torch.Tensor:
+        """The combined indices of epoch ``epoch``'s batches, one after the other (each exactly B long)."""
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator)
-        n_batches = math.ceil(n / self.batch_size)
-        originals = order.split(self.n_original)[:n_batches]
-        extra = torch.randint(len(self.extra), (len(originals), self.n_extra), generator=generator)
-        return list(zip(originals, extra))
+        n_batches = self.n_batches(n)
+        originals = torch.randperm(n, generator=generator)[: n_batches * self.n_original].view(n_batches, -1)
+        extra = n + torch.randint(len(self.extra), (n_batches, self.n_extra), generator=generator)
+        batches = torch.cat([originals, extra], dim=1)
+        shuffle = torch.rand(batches.shape, generator=generator).argsort(dim=1)
+        return batches.gather(1, shuffle).reshape(-1)
+
+    def examples(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The examples at combined indices ``idx``: the originals from (x, y), the extra ones read from the file
+        (onto x's device); originals first."""
+        n = len(y)
+        is_extra = idx >= n
+        originals = idx[~is_extra].to(x.device)
+        x_extra, y_extra = self.extra.examples(idx[is_extra] - n)
+        return (torch.cat([x[originals], x_extra.to(x.device)]), torch.cat([y[originals], y_extra.to(y.device)]))
