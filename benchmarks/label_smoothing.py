@@ -3,23 +3,27 @@
 Every seed trains both arms from the same initialization and data order (``seed`` drives both); the
 recipe is digits/at by default, and the smoothed arm adds ``objective.label_smoothing`` (the attack
 still maximizes the unsmoothed CE). For each of the test clean and PGD-20 accuracies at the selected
-(best on validation) and at the last epoch it reports each arm's mean over seeds with its t 95 % CI,
-and the paired difference (smoothed − plain) with its CI and the exact sign-flip test's one-sided p in
-both directions. The per-seed numbers and the tests are written as strict JSON.
+(best on validation) and at the last epoch it reports each arm's mean over seeds with its t 95 % CI
+(seed to seed variation) and the exact Clopper–Pearson interval of the accuracy pooled over the seeds'
+test predictions (test-sampling uncertainty only), and the paired difference (smoothed − plain) with its
+t CI and the exact sign-flip test's one-sided p in both directions. The per-seed numbers and the tests
+are written as strict JSON; ``--from`` prints the table again from such a file without training.
 
     PYTHONPATH=src OMP_NUM_THREADS=1 python benchmarks/label_smoothing.py [--seeds 5] [--smoothing 0.1] \
-        [--config digits/at] [--out docs/results/label_smoothing_digits.json]
+        [--config digits/at] [--out docs/results/label_smoothing_digits.json] [--from FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 import time
 from pathlib import Path
 
 import advland
 from advland import jsonio, stats
+from advland.binomial import clopper_pearson, count
 from advland.run import atomic_write_text
 
 METRICS = ("test_clean_acc", "test_robust_acc", "last_test_clean_acc", "last_test_robust_acc")
@@ -34,14 +38,32 @@ def compare(runs: dict[str, list[dict]], smoothing: float) -> dict[str, dict]:
     """Per metric: each arm's mean and CI over seeds, and the paired test of smoothed − plain."""
     table = {}
     for metric in METRICS:
-        plain = [r[metric] for r in runs["at"]]
-        smooth = [r[metric] for r in runs["at_ls"]]
-        test = stats.paired_test([s - p for s, p in zip(smooth, plain)],
-                                 f"{metric}: AT + label smoothing {smoothing} minus AT")
-        table[metric] = {"at_mean": sum(plain) / len(plain), "at_ci95": stats.mean_ci(plain),
-                         "at_ls_mean": sum(smooth) / len(smooth), "at_ls_ci95": stats.mean_ci(smooth),
-                         "test": test.as_dict(), "verdict_ls_better": stats.verdict(test)}
+        row = {}
+        for arm in ("at", "at_ls"):
+            values = [r[metric] for r in runs[arm]]
+            total = sum(r["n_test"] for r in runs[arm])
+            pooled = sum(count(r[metric], r["n_test"]) for r in runs[arm])
+            row |= {f"{arm}_mean": sum(values) / len(values), f"{arm}_ci95": stats.mean_ci(values),
+                    f"{arm}_pooled_cp95": clopper_pearson(pooled, total)}
+        differences = [s[metric] - p[metric] for s, p in zip(runs["at_ls"], runs["at"])]
+        test = stats.paired_test(differences, f"{metric}: AT + label smoothing {smoothing} minus AT")
+        table[metric] = row | {"test": test.as_dict(), "verdict_ls_better": stats.verdict(test)}
     return table
+
+
+def show(table: dict[str, dict]) -> None:
+    print(f"{'metric':<22} {'AT mean [t CI] (pooled CP)':>40} {'AT + LS mean [t CI] (pooled CP)':>40} "
+          f"{'LS - AT [95 % CI]':>24} {'p LS better':>12} {'p LS worse':>11}")
+    for metric, row in table.items():
+        t = row["test"]
+        cells = []
+        for arm in ("at", "at_ls"):
+            low, high = row[f"{arm}_ci95"]
+            cp_low, cp_high = row[f"{arm}_pooled_cp95"]
+            cells.append(f"{100 * row[f'{arm}_mean']:.2f} [{100 * low:.2f}, {100 * high:.2f}] "
+                         f"({100 * cp_low:.2f}, {100 * cp_high:.2f})")
+        print(f"{metric:<22} {cells[0]:>40} {cells[1]:>40} {100 * t['effect']:+.2f} "
+              f"[{100 * t['ci95'][0]:+.2f}, {100 * t['ci95'][1]:+.2f}] {t['p_value']:>12.3f} {t['p_opposite']:>11.3f}")
 
 
 def main() -> None:
@@ -50,7 +72,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--smoothing", type=float, default=0.1)
     parser.add_argument("--out", default="label_smoothing.json", help="where the JSON results go")
+    parser.add_argument("--from", dest="source", help="print the table of a results file written before, no training")
     args = parser.parse_args()
+    if args.source:
+        saved = json.loads(Path(args.source).read_text())
+        print(f"{saved['config']}, {saved['seeds']} seeds, label smoothing {saved['smoothing']} (from {args.source})")
+        show(compare(saved["runs"], saved["smoothing"]))
+        return
     runs: dict[str, list[dict]] = {"at": [], "at_ls": []}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -60,12 +88,7 @@ def main() -> None:
                 print(f"seed {seed} {arm:<6} " + "  ".join(f"{k} {runs[arm][-1][k]:.4f}" for k in METRICS), flush=True)
     table = compare(runs, args.smoothing)
     print(f"\n{args.config}, {args.seeds} seeds, label smoothing {args.smoothing} ({time.perf_counter() - start:.0f} s)")
-    print(f"{'metric':<22} {'AT':>22} {'AT + LS':>22} {'difference [95 % CI]':>28} {'p (LS better)':>14} {'p (LS worse)':>13}")
-    for metric, row in table.items():
-        t = row["test"]
-        print(f"{metric:<22} {row['at_mean']:.4f} [{row['at_ci95'][0]:.4f}, {row['at_ci95'][1]:.4f}] "
-              f"{row['at_ls_mean']:.4f} [{row['at_ls_ci95'][0]:.4f}, {row['at_ls_ci95'][1]:.4f}] "
-              f"{t['effect']:+.4f} [{t['ci95'][0]:+.4f}, {t['ci95'][1]:+.4f}] {t['p_value']:>14.3f} {t['p_opposite']:>13.3f}")
+    show(table)
     atomic_write_text(Path(args.out), jsonio.dumps({"config": args.config, "seeds": args.seeds, "smoothing": args.smoothing,
                                             "runs": runs, "comparison": table}, indent=1) + "\n")
     print(f"wrote {args.out}")
