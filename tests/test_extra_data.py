@@ -141,3 +141,51 @@ def test_a_fraction_leaving_no_examples_of_one_kind_is_refused(tmp_path):
     extra = ExtraData(tmp_path / "g.npz", SHAPE, 10)
     with pytest.raises(DatasetError, match="extra_fraction=0.01 of data.batch_size=32"):
         ExtraMix(extra, 32, 0.01, 0)
+
+
+# ---------------------------------------------------------------- in training
+
+def test_training_with_extra_data_reads_it_only_in_training_steps(tmp_path, monkeypatch):
+    """digits with 300 extra images: every step reads floor(64 * 0.5) = 32 of them, the batches hold 32 of 64,
+    validation and test never read the file, and summary.json records its SHA-256 and size."""
+    from advland.build import load_split
+    from advland.config import load_config
+    from advland.train import Trainer
+
+    path = tmp_path / "extra.npz"
+    np.savez(path, image=_images(300), label=_labels(300))
+    reads: list[int] = []
+    original = ExtraData.examples
+
+    def counted(self, idx):
+        reads.append(len(idx))
+        return original(self, idx)
+
+    monkeypatch.setattr(ExtraData, "examples", counted)
+    config = load_config("digits/at", [f"out_dir={tmp_path}", "name=extra", "epochs=2", "data.train_n=256",
+                                       "data.batch_size=64", f"data.extra={path}", "data.extra_fraction=0.5",
+                                       "threat.steps=1", "eval.test_n=50"])
+
+    class Steps:
+        """How many reads of the file there were after every optimizer step."""
+
+        def __init__(self):
+            self.seen: list[int] = []
+
+        def on_step_end(self, trainer):
+            self.seen.append(len(reads))
+
+    steps = Steps()
+    trainer = Trainer(config, callbacks=[steps], progress=False)
+    batches = list(trainer.batches(0))
+    assert len(batches) == 4 and all(len(b) == 64 and int((b >= 256).sum()) == 32 for b in batches)
+    summary = trainer.fit()
+    assert all(r == 32 for r in reads)
+    assert len(steps.seen) == 8 and reads and len(reads) == steps.seen[-1]  # nothing read after the last step
+    assert steps.seen == list(range(len(reads) - 7, len(reads) + 1))  # one read per step (and one warm-up batch)
+    for split, (x, y) in (("val", (trainer.data.x_val, trainer.data.y_val)), ("test", (trainer.data.x_test, trainer.data.y_test))):
+        x0, y0 = load_split(config, split)
+        assert torch.equal(x, x0) and torch.equal(y, y0), split
+    record = summary["extra_data"]
+    assert record["n"] == 300 and record["files"] == [
+        {"name": "extra.npz", "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}]

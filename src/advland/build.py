@@ -14,6 +14,8 @@ from . import data as datasets
 from . import schedules
 from .config import Config
 from .conventions import select_output
+from .data.batches import Permutation
+from .data.extra import ExtraData, ExtraMix
 from .errors import AdvlandError
 from .models import create_model
 from .objectives import Objective, create_objective
@@ -47,6 +49,16 @@ def load_split(config: Config, split: str) -> tuple[torch.Tensor, torch.Tensor]:
     training subset): what the analyses of a run must use."""
     d = config.data
     return datasets.load(d.name, split, d.root, val_fraction=d.val_fraction, seed=config.seed, train_n=d.train_n)
+
+
+def build_batch_source(config: Config) -> Permutation | ExtraMix:
+    """How the training batches are drawn: a permutation of the training set every epoch, or with the config's
+    extra data (``data.extra``) mixed into every batch."""
+    d = config.data
+    if d.extra is None:
+        return Permutation(config.seed)
+    info = datasets.info(d.name)
+    return ExtraMix(ExtraData(d.extra, info.input_shape, info.num_classes), d.batch_size, d.extra_fraction, config.seed)
 
 
 def build_data(config: Config) -> DataSplits:

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from ._common import DatasetError
+from .batches import epoch_generator
 
 IMAGE_KEYS, LABEL_KEYS = ("x", "image"), ("y", "label")
 _LOCAL_HEADER = 30  # bytes of a zip local file header before its name and extra field
@@ -49,7 +50,7 @@ def _npz_member(path: Path, archive: zipfile.ZipFile, key: str) -> np.memmap:
     info = archive.getinfo(f"{key}.npy")
     if info.compress_type != zipfile.ZIP_STORED:
         raise DatasetError(f"data.extra: {path} stores {key!r} compressed (np.savez_compressed), which cannot be "
-                           f"memory-mapped; rewrite it uncompressed with np.savez, or as a directory of {key}.npy files")
+                           f"memory-mapped; rewrite it uncompressed with np.savez, or as a directory of .npy files")
     with open(path, "rb") as f:
         f.seek(info.header_offset)
         local = f.read(_LOCAL_HEADER)
@@ -171,8 +172,9 @@ class ExtraData:
 
 
 class ExtraMix:
-    """The composition of every training minibatch of B examples: ``floor(B * fraction)`` extra examples
-    (drawn uniformly with replacement) and the rest from a fresh permutation of the n originals.
+    """A batch source (:mod:`advland.data.batches`) composing every training minibatch of B examples of
+    ``floor(B * fraction)`` extra examples (drawn uniformly with replacement) and the rest from a fresh
+    permutation of the n originals.
 
     A batch is a tensor of *combined* indices: i < n is original example i, i >= n extra example i - n;
     within a batch the two kinds are shuffled together, so that every process of a data-parallel run
@@ -180,6 +182,8 @@ class ExtraMix:
 
     def __init__(self, extra: ExtraData, batch_size: int, fraction: float, seed: int):
         self.extra, self.batch_size, self.seed = extra, batch_size, seed
+        self.record = extra.record()
+        """What the run records: the file's path, size and SHA-256 (:meth:`ExtraData.record`)."""
         self.n_extra = int(batch_size * fraction)
         self.n_original = batch_size - self.n_extra
         if self.n_extra == 0 or self.n_original == 0:
@@ -196,7 +200,7 @@ class ExtraMix:
 
     def order(self, epoch: int, n: int) -> torch.Tensor:
         """The combined indices of epoch ``epoch``'s batches, one after the other (each exactly B long)."""
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        generator = epoch_generator(self.seed, epoch)
         n_batches = self.n_batches(n)
         originals = torch.randperm(n, generator=generator)[: n_batches * self.n_original].view(n_batches, -1)
         extra = n + torch.randint(len(self.extra), (n_batches, self.n_extra), generator=generator)
