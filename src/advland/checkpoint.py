@@ -10,6 +10,10 @@ weights stop being finite is never saved (:mod:`advland.divergence`), so the las
 The checkpoint ``best`` is selected on the validation split by :func:`selection_criterion`: robust
 accuracy at the target eps for adversarial training, clean accuracy for clean training (or eps 0),
 and the last epoch when there is no validation split; summary.json says which (``selected_on``).
+The candidates of an epoch are the trained weights and whatever callbacks offer (the EMA of the weights,
+:meth:`advland.callbacks.Callback.candidates`); the best-scoring one (the first on ties: the trained
+weights before the others) becomes ``best`` when it beats every earlier epoch, and ``best_weights`` in the
+state and the summary says which it was. ``ema.select`` may leave the trained weights out (``ema``).
 With ``schedule.snapshots`` the weights at every cycle end are kept as ``snapshot_<epoch>``.
 """
 
@@ -49,6 +53,8 @@ class TrainState:
     best_score: float = -1.0
     """The selection criterion's value at the best epoch."""
     best_epoch: int = -1
+    best_weights: str = "raw"
+    """Which candidate ``best`` holds: ``raw`` (the trained weights) or a callback's (``ema``)."""
     history: list[dict[str, Any]] = field(default_factory=list)
     extensions: list[dict[str, Any]] = field(default_factory=list)
     """Resumes that extended ``epochs`` (:func:`advland.resume.extension_record`)."""
@@ -79,20 +85,30 @@ class Checkpointer(Callback):
 
     def on_epoch_done(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
         state = trainer.state
-        if self.improves(state, record):
-            state.best_score = record.get(self.criterion, math.nan)
-            state.best_epoch = epoch
+        which, weights, score = self.choose(trainer, record)
+        if self.improves(state, score):
+            state.best_score, state.best_epoch, state.best_weights = score, epoch, which
             if self.strategy.is_main:
-                self.run.save_weights("best", trainer.model)
+                self.run.save_weights("best", weights)
         if self.config.schedule.snapshots and epoch in self.config.cycle_boundaries() and self.strategy.is_main:
             self.run.save_weights(f"snapshot_{epoch}", trainer.model)
         self.save(trainer)
 
-    def improves(self, state: TrainState, record: dict[str, Any]) -> bool:
-        """Whether this epoch's weights become ``best`` under the run's selection criterion."""
+    def choose(self, trainer: Trainer, record: dict[str, Any]) -> tuple[str, Any, float]:
+        """This epoch's best candidate for ``best``: (which, weights, validation score)."""
+        own = [] if self.config.ema.enabled and self.config.ema.select == "ema" else \
+            [("raw", trainer.model, record.get(self.criterion, math.nan))]
+        offered = [c for callback in trainer.callbacks for c in callback.candidates(record, self.criterion)]
+        candidates = own + offered
+        if self.criterion == "last_epoch":  # no validation: the first candidate's last weights
+            return candidates[0]
+        return max(candidates, key=lambda c: c[2])  # max keeps the first of equal scores
+
+    def improves(self, state: TrainState, score: float) -> bool:
+        """Whether this epoch's chosen weights become ``best`` under the run's selection criterion."""
         if self.criterion == "last_epoch" or state.best_epoch < 0:
             return True
-        return record[self.criterion] > state.best_score
+        return score > state.best_score
 
     def save(self, trainer: Trainer) -> None:
         """Write the resume state, then the weight files, then metrics (each write is atomic)."""
@@ -109,6 +125,8 @@ class Checkpointer(Callback):
                 "epoch": state.epoch,
                 "best_score": state.best_score,
                 "best_epoch": state.best_epoch,
+                "best_weights": state.best_weights,
+                "callbacks": {type(c).__name__: c.state_dict() for c in trainer.callbacks if c.state_dict()},
                 "history": state.history,
                 "extensions": state.extensions,
             })
@@ -125,8 +143,12 @@ class Checkpointer(Callback):
             trainer.accel.scaler.load_state_dict(saved["scaler"])
         self.strategy.restore_rng(saved, self.config.seed)
         best_score = saved.get("best_score", saved.get("best_val_robust_acc"))  # the key of older state files
-        trainer.state = TrainState(saved["epoch"], best_score, saved["best_epoch"], saved["history"],
-                                   saved.get("extensions", []))
+        trainer.state = TrainState(saved["epoch"], best_score, saved["best_epoch"], saved.get("best_weights", "raw"),
+                                   saved["history"], saved.get("extensions", []))
+        kept = saved.get("callbacks", {})
+        for callback in trainer.callbacks:
+            if type(callback).__name__ in kept:
+                callback.load_state_dict(kept[type(callback).__name__])
         if self.config.epochs != self.run_epochs:  # check_resume allowed it: extend was given
             trainer.state.extensions.append(extension_record(trainer.state.epoch, self.run_epochs, self.config.epochs))
             if self.strategy.is_main:

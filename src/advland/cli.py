@@ -116,7 +116,8 @@ def evaluate_cmd(
                                     "(--examples: the same, for torchrun, which takes --n as its own)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Examples per attack batch (the unit "
                                              "shared out under torchrun; default: the run's data.eval_batch_size)."),
-    which: str = typer.Option("best", help="best (selected on validation: summary.json's selected_on) or last."),
+    which: str = typer.Option("best", help="best (selected on validation: summary.json's selected_on), last, or ema "
+                                           "(the EMA of the weights of a run trained with ema.decay)."),
     ensemble: bool = typer.Option(False, "--ensemble", help="Evaluate the run's snapshot ensemble (mean softmax)."),
     split: str = typer.Option("test", help="test or val."),
     seed: int = typer.Option(0),
@@ -237,7 +238,7 @@ def interpolate(
     n: int = EXAMPLES,
     span: str = typer.Option("0:1", "--range", help="Range of t, lo:hi (0 is A, 1 is B)."),
     steps: int = typer.Option(21, help="Points along the line."),
-    which: str = typer.Option("best", help="Checkpoint of each run when two are given: best or last."),
+    which: str = typer.Option("best", help="Checkpoint of each run when two are given: best, last or ema."),
     seed: int = typer.Option(0),
     workers: Optional[int] = typer.Option(None, help="Threads evaluating points (default: torch's thread count)."),
     stack: Optional[int] = STACK,

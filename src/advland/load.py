@@ -305,7 +305,8 @@ def resolve_target(target: str | Path, which: str = "best", source: ModelSource 
     """A run directory, a checkpoint inside one, or a bare weights file (imported first) as a :class:`Target`.
 
     Args:
-        which: best, last or init for a run (best falls back to last); a weights file has only one.
+        which: best, last, init or ema (the EMA of the weights) for a run (best falls back to last); a weights
+            file has only one.
         source: flags overriding the run's model and data, or describing a weights file.
         threat: the threat section of a weights file (``norm``, ``eps``), required for one.
         threat_hint: how the caller's user gives the threat (the CLI: its flags), named in the error.
@@ -342,7 +343,8 @@ def load(target: str | Path, which: str = "best", device: str | torch.device = "
     Args:
         target: a run directory, a checkpoint inside one, or a bare weights file (``.pt``/``.pth``/
             ``.safetensors``; nothing is written for it).
-        which: "best" (selected on validation), "last", or "init" (the weights before training) of a run.
+        which: "best" (selected on validation), "last", "init" (the weights before training) or "ema" (the EMA
+            of the weights, for a run trained with ``ema.decay``) of a run.
         model: a registered model name or ``package.module:factory`` (required for a bare file; overrides a run's).
         data: the dataset whose input shape and classes the model has (required for a registered model
             with a bare file).

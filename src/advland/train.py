@@ -28,9 +28,9 @@ from . import callbacks as cbs
 from .accel import Accel
 from .attacks import bn_mode
 from .augment import random_crop_flip
-from .build import (DataSplits, build_data, build_eps_schedule, build_lr_schedule, build_model, build_objective,
-                    build_optimizer, build_perturbation, build_threat, check_training_data, resident_training_data,
-                    resolve_device)
+from .build import (DataSplits, build_batch_source, build_data, build_eps_schedule, build_lr_schedule, build_model,
+                    build_objective, build_optimizer, build_perturbation, build_threat, check_training_data,
+                    resident_training_data, resolve_device)
 from .checkpoint import Checkpointer, TrainState, selection_criterion
 from .config import Config
 from .divergence import NonFiniteWatch, check_finite
@@ -71,6 +71,7 @@ class Trainer:
         self.strategy.check(config)
         self.data = resident_training_data(data if data is not None else build_data(config), config.data.on_device,
                                            self.device)
+        self.source = build_batch_source(config)
         self.model = (model if model is not None else build_model(config)).to(self.device)
         self.objective = build_objective(config)
         self.threat = build_threat(config)
@@ -89,8 +90,8 @@ class Trainer:
         self.criterion = selection_criterion(config, len(self.data.y_val))
         self.checkpoint = Checkpointer(self.run, config, self.strategy, self.criterion, extend)
         user = [*map(cbs.as_callback, callbacks), *cbs.from_config(config)]
-        self.callbacks: list[cbs.Callback] = [self.checkpoint, *self.strategy.main_only(user),
-                                              *self.strategy.main_only([cbs.TrainingCurves()]),
+        self.callbacks: list[cbs.Callback] = [self.checkpoint, *cbs.on_every_process(config),
+                                              *self.strategy.main_only([*user, cbs.TrainingCurves()]),
                                               cbs.ProgressBars(progress and self.strategy.is_main)]
         self.state = TrainState()
         self.watch = NonFiniteWatch()
@@ -176,14 +177,15 @@ class Trainer:
                 clean_logits = self.forward(x)
         meter.add(step, y, clean_logits)
 
-    def validate(self) -> dict[str, float]:
-        """Clean and PGD accuracy on the validation split at the target eps (the checkpoint criterion)."""
+    def validate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Clean and PGD accuracy of ``model`` (default: the trained one) on validation at the target eps."""
+        model = self.model if model is None else model
         x, y = self.data.x_val, self.data.y_val
         if len(y) == 0:  # no validation split: NaN here, null in metrics.jsonl
             return {"val_clean_acc": math.nan, "val_robust_acc": math.nan}
         threat = eval_threat(self.threat.norm, self.threat.eps, self.config.eval.val_steps or max(self.threat.steps, 1))
-        with bn_mode(self.model, "eval"):
-            clean, robust = accuracies(self.model, x, y, threat, device=self.device,
+        with bn_mode(model, "eval"):
+            clean, robust = accuracies(model, x, y, threat, device=self.device,
                                        precision=self.config.eval.precision, batch_size=self.config.data.eval_batch_size)
         return {"val_clean_acc": clean, "val_robust_acc": robust}
 
@@ -213,8 +215,9 @@ class Trainer:
         threat = eval_threat(self.threat.norm, self.threat.eps, self.config.eval.steps, self.config.eval.restarts)
         x, y = self.data.x_test[: self.config.eval.test_n], self.data.y_test[: self.config.eval.test_n]
         summary = {"epochs": self.state.epoch, "best_epoch": self.state.best_epoch, "selected_on": self.criterion,
-                   "best_score": self.state.best_score, "norm": self.threat.norm, "eps": self.threat.eps,
-                   "test_attack": f"pgd{threat.steps}", "n_test": len(y),
+                   "best_score": self.state.best_score, "best_weights": self.state.best_weights,  # raw or ema
+                   "norm": self.threat.norm, "eps": self.threat.eps, "test_attack": f"pgd{threat.steps}",
+                   "n_test": len(y), "extra_data": self.source.record,  # data.extra's path, sizes, SHA-256 (or null)
                    "train_seconds": sum(r["seconds"] for r in self.state.history),
                    "compile_seconds": self.accel.compile_seconds}
         extensions = {"extensions": self.state.extensions} if self.state.extensions else {}
@@ -235,16 +238,17 @@ class Trainer:
             group["lr"] = lr
 
     def batches(self, epoch: int) -> Iterator[torch.Tensor]:
-        """This process's index batches of epoch ``epoch``: a permutation drawn from a generator seeded by
-        (seed, epoch). With fixed shapes (a compiled model) the last partial batch is dropped."""
+        """This process's index batches of epoch ``epoch``, in the order of the batch source (a permutation
+        seeded by (seed, epoch), :mod:`advland.data.batches`). With fixed shapes (a compiled model) the last
+        partial batch is dropped."""
         n, size = len(self.data.y_train), self.config.data.batch_size
-        generator = torch.Generator().manual_seed(self.config.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=generator).to(self.data.x_train.device)  # index where the data lives
+        order = self.source.order(epoch, n).to(self.data.x_train.device)  # index where the data lives
         return self.strategy.shard(order, size, size if self.accel.fixed_shapes else 0)
 
     def examples(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training examples at indices ``idx``, on the device."""
-        return self.data.x_train[idx].to(self.device), self.data.y_train[idx].to(self.device)
+        """The training examples at indices ``idx`` (extra data too with ``data.extra``), on the device."""
+        x, y = self.source.examples(self.data.x_train, self.data.y_train, idx)
+        return x.to(self.device), y.to(self.device)
 
     def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The training minibatch at indices ``idx`` on the device, augmented if the config says so."""

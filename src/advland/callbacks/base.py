@@ -12,6 +12,11 @@ A callback subclasses :class:`Callback` and overrides the hooks it needs (the ot
     on_fit_end(trainer)                        after the last epoch, before the test
     on_train_end(trainer, summary)             once the test numbers are known and summary.json is written
 
+Besides the hooks, a callback may offer weights to the checkpointer's selection of ``best``
+(:meth:`Callback.candidates`, e.g. the EMA of the weights) and keep a state in the run's resume file
+(:meth:`Callback.state_dict` / :meth:`Callback.load_state_dict`; restored during the checkpointer's
+``on_fit_start``, which runs first).
+
 An object that is not a :class:`Callback` but defines some of these methods (an ``on_epoch_end`` alone,
 say) is accepted by the Trainer through :func:`as_callback`: the hooks it lacks do nothing.
 """
@@ -50,6 +55,17 @@ class Callback:
 
     def on_train_end(self, trainer: Trainer, summary: dict[str, Any]) -> None:
         """summary.json is written with ``summary``."""
+
+    def candidates(self, record: dict[str, Any], criterion: str) -> list[tuple[str, Any, float]]:
+        """Weights this callback offers as ``best`` this epoch: (name, module, validation score under ``criterion``)."""
+        return []
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """What a resume needs to continue this callback exactly (None: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state_dict` returned."""
 
 
 class _Partial(Callback):

@@ -1,0 +1,121 @@
+"""Training with an EMA of the weights: validation of both, selection on validation only, the test of both,
+exact resume, loading the averaged weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import advland
+from advland.cli import main
+from advland.config import load_config
+from advland.run import Run, load_weights
+from advland.train import Trainer
+
+FAST = ["epochs=2", "data.train_n=512", "data.batch_size=128", "threat.steps=2", "threat.step_size=0.1", "eval.steps=2", "eval.test_n=100"]
+EMA = ["ema.decay=0.9"]
+
+
+class Crash(Exception):
+    """Stands for a crash in the middle of training."""
+
+
+class CrashAtEpoch:
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, trainer, epoch, record):
+        if epoch == self.epoch:
+            raise Crash
+
+
+def _config(tmp_path, *extra):
+    return load_config("digits/at", [f"out_dir={tmp_path}", *FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ema")
+    summary = Trainer(_config(out, "name=ema", *EMA), progress=False).fit()
+    return Run(out / "ema"), summary
+
+
+def test_both_weights_are_validated_every_epoch_and_tested_at_the_end(ema_run):
+    run, summary = ema_run
+    records = run.metrics()
+    for record in records:
+        assert {"val_clean_acc", "val_robust_acc", "val_clean_acc_ema", "val_robust_acc_ema", "ema_decay"} <= set(record)
+    # 512 examples in batches of 128: 4 steps an epoch; the last update of epoch e is t = 4e - 1: d = 4e / (4e + 9)
+    assert [r["ema_decay"] for r in records] == pytest.approx([4 / 13, 8 / 17])
+    for key in ("test_clean_acc", "test_robust_acc", "last_test_clean_acc", "last_test_robust_acc",
+                "ema_test_clean_acc", "ema_test_robust_acc"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    assert summary["best_weights"] in ("raw", "ema")
+    assert (run.path / "checkpoints" / "ema.safetensors").exists()
+
+
+def test_best_is_the_best_of_both_on_validation(ema_run):
+    """The selection reads only the validation numbers of metrics.jsonl: the highest of raw and EMA over all
+    epochs (the first on ties, raw before EMA within an epoch)."""
+    run, summary = ema_run
+    scored = [(r[f"val_robust_acc{suffix}"], -r["epoch"], -i, which, r["epoch"])
+              for r in run.metrics() for i, (suffix, which) in enumerate((("", "raw"), ("_ema", "ema")))]
+    score, _, _, which, epoch = max(scored)
+    assert (summary["best_score"], summary["best_weights"], summary["best_epoch"]) == (score, which, epoch)
+    if epoch == summary["epochs"]:
+        other = "ema" if which == "ema" else "last"
+        best, kept = load_weights(run.weights_path("best")), load_weights(run.weights_path(other))
+        assert all(torch.equal(best[k], kept[k]) for k in best)
+
+
+@pytest.mark.parametrize("select", [pytest.param("raw", marks=pytest.mark.slow), "ema"])
+def test_select_restricts_best_to_one_kind(tmp_path, select):
+    summary = Trainer(_config(tmp_path, f"name={select}", *EMA, f"ema.select={select}"), progress=False).fit()
+    assert summary["best_weights"] == select
+    records = Run(tmp_path / select).metrics()
+    key = "val_robust_acc" + ("_ema" if select == "ema" else "")
+    assert summary["best_score"] == max(r[key] for r in records)
+
+
+@pytest.mark.slow
+def test_the_trained_weights_follow_the_same_trajectory_with_or_without_ema(tmp_path, ema_run):
+    """The EMA's validation draws its attack starts from its own generator: the raw run is unchanged."""
+    run, _ = ema_run
+    Trainer(_config(tmp_path, "name=plain"), progress=False).fit()
+    plain, averaged = load_weights(tmp_path / "plain" / "checkpoints" / "last.safetensors"), load_weights(run.weights_path("last"))
+    assert all(torch.equal(plain[k], averaged[k]) for k in plain)
+    keys = ("train_loss", "val_robust_acc", "val_clean_acc")
+    assert [[r[k] for k in keys] for r in Run(tmp_path / "plain").metrics()] == [[r[k] for k in keys] for r in run.metrics()]
+
+
+def test_resume_with_ema_is_bit_exact(tmp_path, ema_run):
+    whole, _ = ema_run
+    interrupted = Trainer(_config(tmp_path, "name=cut", *EMA), callbacks=[CrashAtEpoch(2)], progress=False)
+    with pytest.raises(Crash):
+        interrupted.fit()
+    Trainer(_config(tmp_path, "name=cut", *EMA, "resume=true"), progress=False).fit()
+    cut = Run(tmp_path / "cut")
+    for which in ("ema", "last", "best"):
+        a, b = load_weights(whole.weights_path(which)), load_weights(cut.weights_path(which))
+        assert all(torch.equal(a[k], b[k]) for k in a), which
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731
+    assert strip(cut.metrics()) == strip(whole.metrics())
+    drop = ("train_seconds",)
+    assert {k: v for k, v in cut.summary().items() if k not in drop} == \
+        {k: v for k, v in whole.summary().items() if k not in drop}
+
+
+def test_the_averaged_weights_load_and_evaluate(ema_run, capsys):
+    run, _ = ema_run
+    averaged = advland.load(run.path, which="ema")
+    expected = load_weights(run.weights_path("ema"))
+    assert all(torch.equal(averaged.state_dict()[k], expected[k]) for k in expected)
+    assert main(["eval", str(run.path), "--which", "ema", "--attacks", "pgd", "--n", "20", "--no-sanity"]) == 0
+    assert "ema" in capsys.readouterr().out
+
+
+def test_which_ema_of_a_run_without_ema_is_one_line(tmp_path, capsys):
+    Trainer(_config(tmp_path, "name=plain", "epochs=1", "eval.test_n=10"), progress=False).fit()
+    assert main(["eval", str(tmp_path / "plain"), "--which", "ema"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "ema.decay" in err
