@@ -11,22 +11,11 @@ from advland.cli import main
 from advland.config import load_config
 from advland.run import Run, load_weights
 from advland.train import Trainer
+from test_train import Crash, CrashAtEpoch
 
-FAST = ["epochs=2", "data.train_n=512", "data.batch_size=128", "threat.steps=2", "threat.step_size=0.1", "eval.steps=2", "eval.test_n=100"]
+FAST = ["epochs=2", "data.train_n=512", "data.batch_size=128", "threat.steps=2", "threat.step_size=0.1", "eval.steps=2",
+        "eval.test_n=100"]
 EMA = ["ema.decay=0.9"]
-
-
-class Crash(Exception):
-    """Stands for a crash in the middle of training."""
-
-
-class CrashAtEpoch:
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, trainer, epoch, record):
-        if epoch == self.epoch:
-            raise Crash
 
 
 def _config(tmp_path, *extra):
