@@ -105,7 +105,7 @@ def test_no_import_inside_a_function():
 
 
 LAYERS = [
-    ["errors", "jsonio", "seeds", "stats", "binomial", "schedules", "augment", "perturb", "modes", "version",
+    ["errors", "jsonio", "seeds", "stats", "binomial", "schedules", "augment", "perturb", "ema", "modes", "version",
      "provenance"],
     ["threat", "radius", "attacks", "conventions", "objectives", "accel", "distributed", "divergence", "optim"],
     ["recipes", "config", "resume"],
