@@ -66,15 +66,27 @@ def test_select_restricts_best_to_one_kind(tmp_path, select):
     assert summary["best_score"] == max(r[key] for r in records)
 
 
+def test_without_a_validation_split_best_is_the_last_of_the_selected_kind(tmp_path):
+    summary = Trainer(_config(tmp_path, "name=noval", *EMA, "ema.select=ema", "data.val_fraction=0", "epochs=1",
+                              "eval.test_n=20"), progress=False).fit()
+    run = Run(tmp_path / "noval")
+    assert (summary["selected_on"], summary["best_weights"]) == ("last_epoch", "ema")
+    best, averaged = load_weights(run.weights_path("best")), load_weights(run.weights_path("ema"))
+    assert all(torch.equal(best[k], averaged[k]) for k in best)
+    assert summary["ema_test_robust_acc"] == summary["test_robust_acc"]
+
+
 @pytest.mark.slow
 def test_the_trained_weights_follow_the_same_trajectory_with_or_without_ema(tmp_path, ema_run):
     """The EMA's validation draws its attack starts from its own generator: the raw run is unchanged."""
     run, _ = ema_run
     Trainer(_config(tmp_path, "name=plain"), progress=False).fit()
-    plain, averaged = load_weights(tmp_path / "plain" / "checkpoints" / "last.safetensors"), load_weights(run.weights_path("last"))
+    plain = load_weights(tmp_path / "plain" / "checkpoints" / "last.safetensors")
+    averaged = load_weights(run.weights_path("last"))
     assert all(torch.equal(plain[k], averaged[k]) for k in plain)
     keys = ("train_loss", "val_robust_acc", "val_clean_acc")
-    assert [[r[k] for k in keys] for r in Run(tmp_path / "plain").metrics()] == [[r[k] for k in keys] for r in run.metrics()]
+    rows = lambda r: [[x[k] for k in keys] for x in r.metrics()]  # noqa: E731
+    assert rows(Run(tmp_path / "plain")) == rows(run)
 
 
 def test_resume_with_ema_is_bit_exact(tmp_path, ema_run):

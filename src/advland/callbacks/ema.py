@@ -11,6 +11,7 @@ follow exactly the trajectory of the same run without EMA. The checkpointer may 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -48,7 +49,7 @@ class WeightAveraging(Callback):
         self.ema.step(trainer.model)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, record: dict[str, Any]) -> None:
-        devices = [trainer.device] if trainer.device.type == "cuda" else []
+        devices = [torch.cuda.current_device()] if trainer.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(trainer.config.seed * 100_003 + epoch)
             validated = trainer.validate(self.ema.model)
@@ -58,10 +59,11 @@ class WeightAveraging(Callback):
             trainer.run.save_weights("ema", self.ema.model)
 
     def candidates(self, record: dict[str, Any], criterion: str) -> list[tuple[str, nn.Module, float]]:
-        """The averaged weights as a candidate for ``best`` (unless ``ema.select=raw``), scored on validation."""
-        if self.config.select == "raw" or criterion == "last_epoch":
+        """The averaged weights as a candidate for ``best`` (unless ``ema.select=raw``), scored on validation
+        (NaN without a validation split, where ``best`` is the last epoch's first candidate)."""
+        if self.config.select == "raw":
             return []
-        return [("ema", self.ema.model, record[criterion + SUFFIX])]
+        return [("ema", self.ema.model, record.get(criterion + SUFFIX, math.nan))]
 
     def state_dict(self) -> dict[str, Any]:
         return self.ema.state_dict()
