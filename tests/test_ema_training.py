@@ -120,3 +120,17 @@ def test_which_ema_of_a_run_without_ema_is_one_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "plain"), "--which", "ema"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "ema.decay" in err
+
+
+def test_a_diverged_ema_run_is_concluded_with_the_average_of_its_last_good_epoch(tmp_path):
+    """The average took the diverged epoch's non-finite steps; concluding restores the saved one and tests it."""
+    from advland.divergence import TrainingDiverged
+    from test_divergence import PoisonDataAtEpoch
+
+    trainer = Trainer(_config(tmp_path, "name=cut", *EMA), callbacks=[PoisonDataAtEpoch(1)], progress=False)
+    with pytest.raises(TrainingDiverged) as error:
+        trainer.fit()
+    summary = trainer.conclude_diverged(str(error.value))
+    averaged = load_weights(Run(tmp_path / "cut").weights_path("ema"))
+    assert all(torch.isfinite(t).all() for t in averaged.values())
+    assert summary["epochs"] == 1 and 0.0 <= summary["ema_test_robust_acc"] <= 1.0
