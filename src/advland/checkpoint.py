@@ -96,8 +96,8 @@ class Checkpointer(Callback):
 
     def choose(self, trainer: Trainer, record: dict[str, Any]) -> tuple[str, Any, float]:
         """This epoch's best candidate for ``best``: (which, weights, validation score)."""
-        own = [] if self.config.ema.enabled and self.config.ema.select == "ema" else \
-            [("raw", trainer.model, record.get(self.criterion, math.nan))]
+        raw_allowed = not (self.config.ema.enabled and self.config.ema.select == "ema")
+        own = [("raw", trainer.model, record.get(self.criterion, math.nan))] if raw_allowed else []
         offered = [c for callback in trainer.callbacks for c in callback.candidates(record, self.criterion)]
         candidates = own + offered
         if self.criterion == "last_epoch":  # no validation: the first candidate's last weights
