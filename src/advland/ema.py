@@ -11,7 +11,7 @@ average copies the trained weights (d = 0) at the updates within the first s opt
 counts from there (Wang et al. 2023 start after 2.5 % of training). The warm-up is the one of
 TensorFlow's ``ExponentialMovingAverage(num_updates=t)`` that Wang et al. (2023) and the DeepMind code
 use: the first update takes d = 0.1, so the average forgets the random initialization at once, and
-d_t reaches ``decay`` after (10·decay - 1) / (1 - decay) updates (8 991 for 0.999). Every floating
+d_t reaches ``decay`` at t = (10·decay - 1) / (1 - decay) (t = 8 990 for 0.999). Every floating
 parameter is averaged. BatchNorm running statistics and other buffers are, with ``buffers="copy"``
 (the default, as Wang et al.'s ``update_bn`` and timm's ``ModelEmaV3(exclude_buffers=True)``),
 copied from the trained model at every update; with ``buffers="average"`` floating buffers are
