@@ -15,7 +15,7 @@ from advland.reproduce.common import Regime, epochs_to_reach, finalize, finding,
 from advland.reproduce.report import write_report
 from advland.stats import paired_test
 
-VERDICTS = {"holds", "does not hold", "inconclusive"}
+VERDICTS = {"holds", "does not hold", "inconclusive", "not in regime"}
 KEYS = {"liu2020": "abcdef", "kanai2021": "gh", "wu2020": "ij"}
 
 
