@@ -8,6 +8,8 @@ import torch
 
 import advland
 from advland.cli import main
+from advland.callbacks.base import Callback
+from advland.callbacks.ema import WeightAveraging
 from advland.config import load_config
 from advland.run import Run, load_weights
 from advland.train import Trainer
@@ -57,6 +59,33 @@ def test_best_is_the_best_of_both_on_validation(ema_run):
         assert all(torch.equal(best[k], kept[k]) for k in best)
 
 
+class RecordAverages(Callback):
+    """Keeps a copy of the EMA's weights at the end of every epoch."""
+
+    def __init__(self):
+        self.kept = {}
+
+    def on_epoch_done(self, trainer, epoch, record):
+        averaging = next(c for c in trainer.callbacks if isinstance(c, WeightAveraging))
+        self.kept[epoch] = {k: v.clone() for k, v in averaging.ema.model.state_dict().items()}
+
+
+def test_ema_best_is_the_average_at_its_own_validation_peak(tmp_path):
+    """ema_best holds the average of the first epoch with the highest EMA validation score, whichever weights
+    best holds; it is tested at the end and loads like the other checkpoints."""
+    recorder = RecordAverages()
+    summary = Trainer(_config(tmp_path, "name=peak", *EMA, "epochs=3", "ema.select=raw"), callbacks=[recorder],
+                      progress=False).fit()
+    run = Run(tmp_path / "peak")
+    scores = [r["val_robust_acc_ema"] for r in run.metrics()]
+    peak = scores.index(max(scores)) + 1
+    kept = load_weights(run.weights_path("ema_best"))
+    assert all(torch.equal(kept[k], recorder.kept[peak][k]) for k in kept)
+    assert summary["best_weights"] == "raw" and 0.0 <= summary["ema_best_test_robust_acc"] <= 1.0
+    loaded = advland.load(run.path, which="ema_best")
+    assert all(torch.equal(loaded.state_dict()[k], kept[k]) for k in kept)
+
+
 @pytest.mark.parametrize("select", [pytest.param("raw", marks=pytest.mark.slow), "ema"])
 def test_select_restricts_best_to_one_kind(tmp_path, select):
     summary = Trainer(_config(tmp_path, f"name={select}", *EMA, f"ema.select={select}"), progress=False).fit()
@@ -96,7 +125,7 @@ def test_resume_with_ema_is_bit_exact(tmp_path, ema_run):
         interrupted.fit()
     Trainer(_config(tmp_path, "name=cut", *EMA, "resume=true"), progress=False).fit()
     cut = Run(tmp_path / "cut")
-    for which in ("ema", "last", "best"):
+    for which in ("ema", "ema_best", "last", "best"):
         a, b = load_weights(whole.weights_path(which)), load_weights(cut.weights_path(which))
         assert all(torch.equal(a[k], b[k]) for k in a), which
     strip = lambda rs: [{k: v for k, v in r.items() if k != "seconds"} for r in rs]  # noqa: E731

@@ -16,7 +16,7 @@ from advland.reproduce.report import write_report
 from advland.stats import paired_test
 
 VERDICTS = {"holds", "does not hold", "inconclusive", "not in regime"}
-KEYS = {"liu2020": "abcdef", "kanai2021": "gh", "wu2020": "ij"}
+KEYS = {"liu2020": "abcdef", "kanai2021": "gh", "wu2020": "ijk"}
 
 
 MET = Regime("a precondition", {"x": 1.0}, True)
@@ -124,6 +124,11 @@ def test_suite_runs_end_to_end_on_a_tiny_budget_and_reuses_its_runs(tmp_path, pa
         tracked = [json.loads(line) for line in (tmp_path / "runs" / "wu_at_s0" / "metrics.jsonl").read_text().splitlines()]
         assert all({"gap_train_robust_acc", "gap_test_robust_acc", "robust_gap"} <= set(m) for m in tracked)
         assert "autoattack" in findings[1].measured["AT, no early stopping"]
+        ema = findings[2]  # (k): the AT runs kept their EMA, judged at its own validation peak and at the end
+        assert {"AT+EMA, early stopping", "AT-AWP+EMA, no early stopping"} <= set(ema.measured)
+        assert all((tmp_path / "runs" / "wu_at_awp_s0" / "checkpoints" / f"{w}.safetensors").exists()
+                   for w in ("ema", "ema_best"))
+        assert len(ema.test["parts"]) == 2 and len(ema.test["supplementary"]) == 4
     data = json.loads((tmp_path / "findings.json").read_text())
     assert data["meta"]["provenance"]["source_hash"] and data["meta"]["stale_runs"] == []
     assert {"findings.json", "report.md", "report.html"} <= {p.name for p in tmp_path.iterdir()}

@@ -75,8 +75,8 @@ def analysis_inputs(target: str | Path, which: str = "best", split: str = "test"
     """Open ``target`` (a run directory, a checkpoint, or a weights file, imported as a run: ``source`` and
     ``threat`` say what it is) at checkpoint ``which`` and take the first ``n`` examples of ``split``. Under
     torchrun this joins the process group."""
-    if which not in ("best", "last", "init", "ema"):
-        raise AdvlandError(f"--which must be best, last, init or ema, got {which!r}")
+    if which not in ("best", "last", "init", "ema", "ema_best"):
+        raise AdvlandError(f"--which must be best, last, init, ema or ema_best, got {which!r}")
     if split not in ("train", "test", "val"):
         raise AdvlandError(f"--split must be train, test or val, got {split!r}")
     if n is not None and n < 1:

@@ -25,7 +25,7 @@ TARGET_HELP = ("A run directory, a checkpoint inside one, or a weights file advl
                 ".safetensors; give --model and --data, and the attack norm and eps).")
 EXAMPLES = typer.Option(512, "--n", "--examples", help="Use the first n examples of the split (--examples: the same, "
                         "for torchrun, which takes --n as its own).")
-WHICH = typer.Option("best", help="Checkpoint: best, last, init or ema (the EMA of the weights).")
+WHICH = typer.Option("best", help="Checkpoint: best, last, init, ema (the EMA of the weights) or ema_best (the EMA at its validation peak).")
 STACK = typer.Option(None, help="Points evaluated at once by vmap (default: as many as fit on a GPU, 1 on CPU, where "
                      "it measured slower).")
 

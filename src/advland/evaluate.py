@@ -337,8 +337,9 @@ def test_run(model: nn.Module, run: Run, x: torch.Tensor, y: torch.Tensor, threa
              device: torch.device, precision: Precision = "fp32", batch_size: int = 500,
              seed: int = 0) -> dict[str, float]:
     """The test of a finished training: clean and PGD accuracy of the run's ``best`` weights, of ``model``'s own
-    (last) weights, of the EMA of the weights when the run kept one, and of the snapshot ensemble when the run
-    has snapshots (``test_*``, ``last_test_*``, ``ema_test_*``, ``n_snapshots`` and ``ensemble_test_*``), each
+    (last) weights, of the EMA of the weights when the run kept one (the last average and the one at its own
+    validation peak), and of the snapshot ensemble when the run has snapshots (``test_*``, ``last_test_*``,
+    ``ema_test_*``, ``ema_best_test_*``, ``n_snapshots`` and ``ensemble_test_*``), each
     ``*_acc`` followed by its Clopper–Pearson 95 % interval ``*_acc_ci``. Each model's attack starts from
     ``torch.manual_seed(seed)``; ``model`` ends with its own weights."""
 
@@ -359,13 +360,15 @@ def test_run(model: nn.Module, run: Run, x: torch.Tensor, y: torch.Tensor, threa
         summary.update({f"last_{k}": v for k, v in list(summary.items())})
     else:
         summary.update(tested(model, "last_"))
-    if run.weights_path("ema").exists():
-        averaged = load_weights(run.weights_path("ema"))
-        if distributed.broadcast_object(_same_weights(best, averaged)):  # the EMA was selected at the last epoch
-            summary.update({f"ema_{k}": summary[k] for k in ("test_clean_acc", "test_robust_acc")})
+    for which in ("ema", "ema_best"):  # the last average, and the average at its own validation peak
+        if not run.weights_path(which).exists():
+            continue
+        averaged = load_weights(run.weights_path(which))
+        if distributed.broadcast_object(_same_weights(best, averaged)):  # the average is what best holds
+            summary.update({f"{which}_{k}": summary[k] for k in ("test_clean_acc", "test_robust_acc")})
         else:
             model.load_state_dict(averaged)
-            summary.update(tested(model, "ema_"))
+            summary.update(tested(model, f"{which}_"))
             model.load_state_dict(last)
     snapshots = run.snapshot_paths()
     if snapshots:

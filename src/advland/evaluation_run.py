@@ -52,8 +52,8 @@ class EvalRequest:
         """One-line errors for a request that cannot run (named by the flags of ``advland eval``)."""
         if self.norm is not None and self.norm not in ("linf", "l2", "l1"):
             raise AdvlandError(f"--norm must be linf, l2 or l1, got {self.norm!r}")
-        if which not in ("best", "last", "ema") or self.split not in ("test", "val"):
-            raise AdvlandError("--which must be best, last or ema, and --split test or val")
+        if which not in ("best", "last", "ema", "ema_best") or self.split not in ("test", "val"):
+            raise AdvlandError("--which must be best, last, ema or ema_best, and --split test or val")
         if self.steps < 1 or (self.n is not None and self.n < 1) or (self.batch_size is not None and self.batch_size < 1):
             raise AdvlandError("--steps, --n and --batch-size must be >= 1")
         if self.eps is not None and self.norm is not None:

@@ -278,7 +278,7 @@ def resolve_checkpoint(target: str | Path, which: str = "best") -> tuple[Run, Pa
     path = run.weights_path(which)
     if not path.exists() and which == "best":
         path = run.weights_path("last")
-    if not path.exists() and which == "ema" and run.config_path.exists():
+    if not path.exists() and which in ("ema", "ema_best") and run.config_path.exists():
         raise AdvlandError(f"{run.path} has no EMA of the weights (it was trained without ema.decay); "
                            f"choose --which best or last, or train with ema.decay=0.999")
     return run, path

@@ -3,7 +3,9 @@
 The average (:class:`advland.ema.WeightEMA`) is updated after every optimizer step (after AWP/SAM have
 restored the weights, after each EntropySGD outer step), validated every epoch beside the trained
 weights (``val_clean_acc_ema`` and ``val_robust_acc_ema`` in metrics.jsonl, with the ``ema_decay``
-of the epoch's last update), and saved as ``checkpoints/ema.safetensors``. Its validation attack draws
+of the epoch's last update), and saved as ``checkpoints/ema.safetensors``; the average of the epoch where
+its own validation score peaked is kept as ``checkpoints/ema_best.safetensors`` (the averaged weights
+early-stopped, whichever weights ``best`` holds). Its validation attack draws
 its random starts from a generator of its own, seeded by (seed, epoch), so that the trained weights
 follow exactly the trajectory of the same run without EMA. The checkpointer may select the average as
 ``best`` (``ema.select``; see :meth:`candidates`); the resume state holds the average and its counters.
@@ -34,6 +36,8 @@ class WeightAveraging(Callback):
         self.config = config
         self.ema: WeightEMA | None = None
         self._saved: dict[str, Any] | None = None
+        self.best_score, self.best_epoch = -math.inf, -1
+        """The average's own validation peak (``ema_best``)."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
         c = self.config
@@ -55,8 +59,14 @@ class WeightAveraging(Callback):
             validated = trainer.validate(self.ema.model)
         record.update({f"{key}{SUFFIX}": value for key, value in validated.items()})
         record["ema_decay"] = self.ema.decay_at(self.ema.updates - 1) if self.ema.updates else 0.0
+        score = record.get(f"{trainer.criterion}{SUFFIX}", math.nan)
+        improved = trainer.criterion != "last_epoch" and score > self.best_score  # NaN never improves
+        if improved:
+            self.best_score, self.best_epoch = score, epoch
         if trainer.strategy.is_main:
             trainer.run.save_weights("ema", self.ema.model)
+            if improved:
+                trainer.run.save_weights("ema_best", self.ema.model)
 
     def candidates(self, record: dict[str, Any], criterion: str) -> list[tuple[str, nn.Module, float]]:
         """The averaged weights as a candidate for ``best`` (unless ``ema.select=raw``), scored on validation
@@ -66,10 +76,11 @@ class WeightAveraging(Callback):
         return [("ema", self.ema.model, record.get(criterion + SUFFIX, math.nan))]
 
     def state_dict(self) -> dict[str, Any]:
-        return self.ema.state_dict()
+        return {**self.ema.state_dict(), "best_score": self.best_score, "best_epoch": self.best_epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back the saved average: at once when it exists (a rewind), else when :meth:`on_fit_start` builds it."""
+        self.best_score, self.best_epoch = float(state["best_score"]), int(state["best_epoch"])
         if self.ema is None:
             self._saved = state
         else:

@@ -233,7 +233,9 @@ DATASETS: dict[str, DataSettings] = {
                                   # validation PGD accuracy falls from 0.53 (epoch 17) to 0.49
                                   overfit=("data.train_n=250", "data.batch_size=64", "model.kwargs={hidden: [1024, 1024]}",
                                            "optimizer.weight_decay=0", "optimizer.lr=0.1", "data.val_fraction=0.005"),
-                                  overfit_epochs={"full": 100, "quick": 6, "tiny": 2}),
+                                  # 150 epochs, not 100: at 100 AT's best - last was 2.9 points (8 seeds), under the 3 the
+                                  # regime asks; longer training before the decay deepens the fall (docs/findings.md)
+                                  overfit_epochs={"full": 150, "quick": 6, "tiny": 2}),
     "mnist": DataSettings("mnist", ("data.name=mnist", "data.root=data", "data.batch_size=128", "model.name=lenet"),
                           0.3, 0.01, (0.0, 0.1, 0.2, 0.3)),
     "cifar10": DataSettings("cifar10", ("data.name=cifar10", "data.root=data", "data.batch_size=128",

@@ -1,6 +1,8 @@
 """wu2020 (i–j): weight-landscape sharpness of the adversarial loss against the robust generalization gap across
 AT, TRADES and MART, and what adversarial weight perturbation changes, in the regime the paper's claims live in:
 AT robust-overfits (its test robust accuracy falls after the learning-rate decay while the train−test gap grows).
+(k), supplementary to the paper: the exponential moving average of the weights (EMA), the modern answer to
+robust overfitting, against and beside AWP in the same regime.
 
 Every run of this suite trains under the dataset's robust-overfitting recipe (``DataSettings.overfit``) and tracks
 the robust generalization gap every few epochs on fixed training and test subsets (wu2020's Figure 1).
@@ -24,6 +26,10 @@ DISTANCE = 0.5
 OBJECTIVES = ("at", "trades", "mart")
 AWP_OBJECTIVES = {"tiny": ("at",), "quick": ("at",), "full": ("at",)}
 """Objectives (j) compares with and without AWP (the per-seed difference is averaged over them)."""
+EMA_DECAY = 0.999
+"""(k): the EMA's target decay, with the usual warm-up min(decay, (1 + t) / (10 + t)). The AT and AT-AWP runs keep
+the average beside the trained weights (its validation has its own random generator: the trained weights are
+those of the same run without EMA), so AT+EMA and AT-AWP+EMA are read from the AT and AT-AWP runs."""
 OVERFIT_DROP = 0.03
 """The regime: AT's test robust accuracy at the selected (best) checkpoint exceeds the last one's by at least this."""
 GAP_POINTS = 10
@@ -62,6 +68,8 @@ def _run(suite: Suite, objective: str, awp: bool, seed: int) -> Run:
              f"track.gap_every={max(1, total // GAP_POINTS)}", f"track.gap_n={suite.profile.aa_n}"]
     if awp:
         extra += ["perturb.name=awp", f"perturb.warmup_epochs={awp_warmup(total)}"]
+    if objective in AWP_OBJECTIVES[suite.profile.name]:  # (k) reads the average of these runs
+        extra += [f"ema.decay={EMA_DECAY}", "ema.select=raw"]
     return suite.run(f"wu_{objective}{'_awp' if awp else ''}_s{seed}", extra)
 
 
@@ -121,7 +129,8 @@ def run(suite: Suite) -> list[Finding]:
                 "early stopping": "best checkpoint by validation robust accuracy; no early stopping: last"}
     figures = _figures(suite, runs, table, seeds)
     return [_rank_finding(suite, table, regime, settings, health, figures[:2]),
-            _awp_finding(suite, runs, table, regime, settings, health, figures[2:])]
+            _awp_finding(suite, runs, table, regime, settings, health, figures[2:]),
+            _ema_finding(suite, runs, regime, settings, health)]
 
 
 def _figures(suite: Suite, runs: dict, table: dict, seeds) -> list[str]:
@@ -222,4 +231,59 @@ def _awp_finding(suite: Suite, runs: dict, table: dict, regime: Regime, settings
                                 f"examples decides; PGD-{suite.profile.eval_steps} on the same examples beside it"},
                    parts, regime, figures=figures, paper_numbers=PAPER_NUMBERS, supplementary=supplementary,
                    runs={k: [n for n in v if any(n.startswith(f"wu_{o}") for o in objectives)] for k, v in health.items()},
+                   smoke_test=suite.profile.smoke_test)
+
+
+ARMS = {"AT": (False, ""), "AT+EMA": (False, "ema"), "AT-AWP": (True, ""), "AT-AWP+EMA": (True, "ema")}
+"""(k)'s four arms: which run (with AWP or not) and which of its weights (trained, or the EMA)."""
+
+
+def _checkpoint(arm: str, which: str) -> str:
+    """The checkpoint file of an arm at the best or last checkpoint: the EMA arms' best is the average at its own
+    validation peak (ema_best), their last the final average (ema)."""
+    averaged = ARMS[arm][1]
+    return which if not averaged else ("ema_best" if which == "best" else "ema")
+
+
+def _ema_finding(suite: Suite, runs: dict, regime: Regime, settings: dict, health: dict) -> Finding:
+    """(k) EMA against robust overfitting, beside AWP: AT, AT+EMA, AT-AWP and AT-AWP+EMA at the best and the last
+    checkpoint (AutoAttack). Holds: the EMA raises the last checkpoint's accuracy, of AT and of AT-AWP (both parts).
+    Reported beside, not judged: EMA against AWP, and the same at the best checkpoint."""
+    seeds = suite.profile.seeds
+    acc = {(arm, w, s): suite.judged_accuracy(runs[("at", ARMS[arm][0], s)], _checkpoint(arm, w))
+           for arm in ARMS for w in ("best", "last") for s in seeds}
+
+    def diff(a: str, b: str, which: str, metric: str = "autoattack") -> list[float]:
+        return [acc[(a, which, s)][metric] - acc[(b, which, s)][metric] for s in seeds]
+
+    parts = [stats.paired_test(diff("AT+EMA", "AT", "last"), "AutoAttack test accuracy at the last checkpoint, "
+                               "AT+EMA − AT, per seed"),
+             stats.paired_test(diff("AT-AWP+EMA", "AT-AWP", "last"), "AutoAttack test accuracy at the last checkpoint, "
+                               "AT-AWP+EMA − AT-AWP, per seed")]
+    supplementary = [
+        stats.paired_test(diff("AT+EMA", "AT-AWP", "last"), "AutoAttack test accuracy at the last checkpoint, "
+                          "AT+EMA − AT-AWP, per seed (EMA against AWP)"),
+        stats.paired_test(diff("AT+EMA", "AT", "best"), "AutoAttack test accuracy at the best checkpoint, AT+EMA − AT, "
+                          "per seed"),
+        stats.paired_test(diff("AT-AWP+EMA", "AT-AWP", "best"), "AutoAttack test accuracy at the best checkpoint, "
+                          "AT-AWP+EMA − AT-AWP, per seed"),
+        stats.paired_test([(acc[("AT", "best", s)]["autoattack"] - acc[("AT", "last", s)]["autoattack"])
+                           - (acc[("AT+EMA", "best", s)]["autoattack"] - acc[("AT+EMA", "last", s)]["autoattack"])
+                           for s in seeds], "robust overfitting (best − last AutoAttack accuracy), AT − AT+EMA, per seed")]
+    measured = {f"{arm}, {'early stopping' if w == 'best' else 'no early stopping'}":
+                {m: mean_std([acc[(arm, w, s)][m] for s in seeds]) for m in ("autoattack", "pgd")}
+                for arm in ARMS for w in ("best", "last")}
+    measured["per_seed_autoattack"] = {f"{arm} {w}": [acc[(arm, w, s)]["autoattack"] for s in seeds]
+                                       for arm in ARMS for w in ("best", "last")}
+    return finding("k", f"{PAPER} (supplementary: EMA)", "An exponential moving average of the weights counters "
+                   "robust overfitting: it raises the last checkpoint's test robust accuracy of AT and of AT-AWP "
+                   "(not a claim of the paper; EMA is the modern answer to the overfitting AWP addresses).", measured,
+                   {**settings, "ema": f"decay {EMA_DECAY} with the warm-up min(decay, (1 + t) / (10 + t)), updated after "
+                                       "every optimizer step, kept beside the trained weights of the AT and AT-AWP runs",
+                    "checkpoints": "best: the trained weights at their validation peak, the EMA at its own; last: the "
+                                   "final trained weights, the final EMA",
+                    "accuracy": f"AutoAttack (APGD-CE + APGD-T, official code) on the first {suite.profile.aa_n} test "
+                                f"examples decides; PGD-{suite.profile.eval_steps} beside it"},
+                   parts, regime, supplementary=supplementary,
+                   runs={k: [n for n in v if n.startswith("wu_at")] for k, v in health.items()},
                    smoke_test=suite.profile.smoke_test)
