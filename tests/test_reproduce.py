@@ -234,3 +234,19 @@ def test_the_reported_settings_are_the_effective_ones(tmp_path):
     quick = make_suite(tmp_path, "quick", "digits", "cpu", print).describe()
     assert [o for o in quick["overrides"] if o.startswith("data.batch_size")] == ["data.batch_size=128"]
     assert make_suite(tmp_path, "full", "fashion_mnist", "cpu", print).describe()["test_examples"] == 2000
+
+
+def test_a_finding_through_a_diverged_or_collapsed_run_is_not_in_regime():
+    """wu2020's findings need their runs trained to the end: one diverged (or collapsed) run entering a finding
+    leaves its regime unmet and names the run; runs of other findings do not count."""
+    from advland.reproduce.wu2020 import trained_to_the_end
+
+    health = {"diverged": ["wu_trades_s3"], "collapsed": ["wu_mart_s1"]}
+    names = ["wu_at_s0", "wu_trades_s3", "wu_mart_s1"]
+    regime = trained_to_the_end(MET, health, names)
+    assert not regime.met and regime.measured["runs_diverged_or_collapsed"] == ["wu_mart_s1", "wu_trades_s3"]
+    assert regime.measured["x"] == 1.0 and "trained to its end" in regime.condition
+    assert trained_to_the_end(MET, health, ["wu_at_s0", "wu_at_awp_s0"]).met
+    assert not trained_to_the_end(UNMET, {"diverged": [], "collapsed": []}, names).met
+    verdict = finalize([finding("i", "p", "c", {}, {}, [paired_test([-1.0] * 8, "d")], regime)])[0].verdict
+    assert verdict == "not in regime"

@@ -199,3 +199,14 @@ def test_pure_noise_rank_correlation_is_rarely_called_holds():
     holds = sum(stats.verdict(stats.rank_test(list(rng.normal(size=7)), list(rng.normal(size=7)), "rho")) == "holds"
                 for _ in range(repetitions))
     assert holds / repetitions <= 0.05 + 0.038
+
+
+def test_rank_test_leaves_out_non_finite_points_and_says_so():
+    x = [1.0, 2.0, math.nan, 4.0, 5.0, math.inf]
+    y = [1.5, 2.5, 3.0, 4.5, 6.0, 1.0]
+    test = stats.rank_test(x, y, "ρ")
+    assert test.n == 4 and test.effect == 1.0 and "2 of 6 points left out" in test.what
+    assert test.values == {"x": [1.0, 2.0, 4.0, 5.0], "y": [1.5, 2.5, 4.5, 6.0]}
+    assert test.p_value == stats.rank_test(x[:2] + x[3:5], y[:2] + y[3:5], "ρ").p_value == 1 / 24
+    empty = stats.rank_test([math.nan, 1.0, 2.0], [1.0, 2.0, 3.0], "ρ")
+    assert empty.n == 2 and (empty.p_value, empty.p_opposite) == (1.0, 1.0) and stats.verdict(empty) == "inconclusive"

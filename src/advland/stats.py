@@ -440,7 +440,15 @@ def paired_test(differences: Sequence[float], what: str, *, alpha: float = ALPHA
 def rank_test(x: Sequence[float], y: Sequence[float], what: str, *, sign: int = 1, alpha: float = ALPHA,
               seed: int = 0) -> Test:
     """The permutation test of Spearman's ρ(x, y) over independent points; ``sign`` −1 when the claim is a
-    negative correlation (the effect is then −ρ, so that positive is always as claimed)."""
+    negative correlation (the effect is then −ρ, so that positive is always as claimed). A point with a
+    non-finite value (e.g. the sharpness of a run that blew up) is left out, and ``what`` says how many were."""
+    keep = [i for i, pair in enumerate(zip(x, y)) if all(math.isfinite(v) for v in pair)]
+    if len(keep) < len(x):
+        what += f" ({len(x) - len(keep)} of {len(x)} points left out: a non-finite value)"
+        x, y = [x[i] for i in keep], [y[i] for i in keep]
+    if len(x) < 3:  # too few usable points: nothing to test, never a verdict
+        return Test("no test (fewer than 3 usable points)", len(x), math.nan, (math.nan, math.nan), "none", 1.0, 1.0,
+                    alpha, math.inf, what, 1.0, values={"x": list(map(float, x)), "y": list(map(float, y))})
     r = spearman_permutation(x, y, seed=seed, alpha=alpha)
     p, q = (r.p_greater, r.p_less) if sign > 0 else (r.p_less, r.p_greater)
     need = (r.critical[0], r.critical[1]) if sign > 0 else (-r.critical[1], -r.critical[0])

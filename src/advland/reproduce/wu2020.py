@@ -64,7 +64,8 @@ def epochs(suite: Suite) -> int:
 def _run(suite: Suite, objective: str, awp: bool, seed: int) -> Run:
     """One run of the robust-overfitting recipe with an objective, with or without AWP."""
     total = epochs(suite)
-    extra = [*suite.data.overfit, f"epochs={total}", f"objective.name={objective}", f"seed={seed}",
+    extra = [*suite.data.overfit, *suite.data.overfit_objectives.get(objective, ()), f"epochs={total}",
+             f"objective.name={objective}", f"seed={seed}",
              f"track.gap_every={max(1, total // GAP_POINTS)}", f"track.gap_n={suite.profile.aa_n}"]
     if awp:
         extra += ["perturb.name=awp", f"perturb.warmup_epochs={awp_warmup(total)}"]
@@ -119,18 +120,33 @@ def run(suite: Suite) -> list[Finding]:
     runs = {(o, awp, s): _run(suite, o, awp, s) for o, awp in variants for s in seeds}
     table = {(o, awp, which, s): measure(suite, runs[(o, awp, s)], which, s)
              for o, awp in variants for s in seeds for which in ("best", "last")}
-    regime = overfitting_regime(suite, [runs[("at", False, s)] for s in seeds])
+    overfits = overfitting_regime(suite, [runs[("at", False, s)] for s in seeds])
     health = suite.health({r.path.name: r for r in runs.values()})
+    plain = [runs[(o, False, s)].path.name for o in OBJECTIVES for s in seeds]
+    judged = [runs[(o, awp, s)].path.name for o in AWP_OBJECTIVES[suite.profile.name] for awp in (False, True)
+              for s in seeds]
     settings = {"seeds": list(seeds), "epochs": epochs(suite), "recipe": list(suite.data.overfit),
+                "recipe per objective": {o: list(v) for o, v in suite.data.overfit_objectives.items()},
                 "sharpness": f"mean adversarial loss (PGD-{suite.profile.analysis_steps}, training examples) at "
                              f"±{DISTANCE} along one filter-normalized random direction minus at 0",
                 "gap": f"robust accuracy on the first {suite.profile.analysis_n} examples of the run's own training "
                        "split − on test examples, same PGD",
                 "early stopping": "best checkpoint by validation robust accuracy; no early stopping: last"}
     figures = _figures(suite, runs, table, seeds)
-    return [_rank_finding(suite, table, regime, settings, health, figures[:2]),
-            _awp_finding(suite, runs, table, regime, settings, health, figures[2:]),
-            _ema_finding(suite, runs, regime, settings, health)]
+    return [_rank_finding(suite, table, trained_to_the_end(overfits, health, plain), settings, health, figures[:2]),
+            _awp_finding(suite, runs, table, trained_to_the_end(overfits, health, judged), settings, health,
+                         figures[2:]),
+            _ema_finding(suite, runs, trained_to_the_end(overfits, health, judged), settings, health)]
+
+
+def trained_to_the_end(regime: Regime, health: dict[str, list[str]], names: list[str]) -> Regime:
+    """``regime``, and every run entering the finding trained to its end: none diverged or collapsed. A claim
+    about trained models (their flatness, gap or accuracy at the last checkpoint) says nothing through a run whose
+    last weights are those of an epoch before it blew up."""
+    failed = sorted({name for kind in ("diverged", "collapsed") for name in health.get(kind, []) if name in names})
+    return Regime(f"{regime.condition}; and every run entering the finding trained to its end (none diverged or "
+                  "collapsed)", {**regime.measured, "runs_diverged_or_collapsed": failed},
+                  regime.met and not failed)
 
 
 def _figures(suite: Suite, runs: dict, table: dict, seeds) -> list[str]:
