@@ -163,3 +163,18 @@ def test_a_diverged_ema_run_is_concluded_with_the_average_of_its_last_good_epoch
     averaged = load_weights(Run(tmp_path / "cut").weights_path("ema"))
     assert all(torch.isfinite(t).all() for t in averaged.values())
     assert summary["epochs"] == 1 and 0.0 <= summary["ema_test_robust_acc"] <= 1.0
+
+
+def test_a_state_saved_without_the_ema_peak_resumes(tmp_path):
+    """A training state written before the EMA kept its validation peak resumes; ema_best starts there."""
+    interrupted = Trainer(_config(tmp_path, "name=old", *EMA), callbacks=[CrashAtEpoch(2)], progress=False)
+    with pytest.raises(Crash):
+        interrupted.fit()
+    run = Run(tmp_path / "old")
+    state = run.load_state()
+    for kept in state["callbacks"].values():
+        kept.pop("best_score", None), kept.pop("best_epoch", None)
+    run.save_state(state)
+    run.weights_path("ema_best").unlink()
+    summary = Trainer(_config(tmp_path, "name=old", *EMA, "resume=true"), progress=False).fit()
+    assert run.weights_path("ema_best").exists() and 0.0 <= summary["ema_best_test_robust_acc"] <= 1.0

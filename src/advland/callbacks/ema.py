@@ -80,7 +80,8 @@ class WeightAveraging(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back the saved average: at once when it exists (a rewind), else when :meth:`on_fit_start` builds it."""
-        self.best_score, self.best_epoch = float(state["best_score"]), int(state["best_epoch"])
+        # a state saved before ema_best existed has no peak yet: the next validated epoch sets one
+        self.best_score, self.best_epoch = float(state.get("best_score", -math.inf)), int(state.get("best_epoch", -1))
         if self.ema is None:
             self._saved = state
         else:
