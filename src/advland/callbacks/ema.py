@@ -36,7 +36,7 @@ class WeightAveraging(Callback):
         self.config = config
         self.ema: WeightEMA | None = None
         self._saved: dict[str, Any] | None = None
-        self.best_score, self.best_epoch = -math.inf, -1
+        self.best_score = -math.inf
         """The average's own validation peak (``ema_best``)."""
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -62,7 +62,7 @@ class WeightAveraging(Callback):
         score = record.get(f"{trainer.criterion}{SUFFIX}", math.nan)
         improved = trainer.criterion != "last_epoch" and score > self.best_score  # NaN never improves
         if improved:
-            self.best_score, self.best_epoch = score, epoch
+            self.best_score = score
         if trainer.strategy.is_main:
             trainer.run.save_weights("ema", self.ema.model)
             if improved:
@@ -76,12 +76,12 @@ class WeightAveraging(Callback):
         return [("ema", self.ema.model, record.get(criterion + SUFFIX, math.nan))]
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.ema.state_dict(), "best_score": self.best_score, "best_epoch": self.best_epoch}
+        return {**self.ema.state_dict(), "best_score": self.best_score}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Take back the saved average: at once when it exists (a rewind), else when :meth:`on_fit_start` builds it."""
         # a state saved before ema_best existed has no peak yet: the next validated epoch sets one
-        self.best_score, self.best_epoch = float(state.get("best_score", -math.inf)), int(state.get("best_epoch", -1))
+        self.best_score = float(state.get("best_score", -math.inf))
         if self.ema is None:
             self._saved = state
         else:
