@@ -3,11 +3,14 @@ follows from its regime check and its Holm-adjusted p-values, and the README nam
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
@@ -49,6 +52,47 @@ def test_stored_verdicts_follow_from_regime_and_holm(name):
         else:
             expected = "inconclusive"
         assert f["verdict"] == expected, (name, f["key"])
+
+
+def _records(finding: dict) -> list[dict]:
+    """Every test record of a finding: its parts (or the single test) and the supplementary ones."""
+    test = finding["test"]
+    return [*test.get("parts", [test]), *test.get("supplementary", [])]
+
+
+def _sign_flip_by_enumeration(d: list[float]) -> tuple[float, float]:
+    """One-sided p-values of the mean difference over all 2^n sign patterns, written out from the definition
+    (a pattern ties with the observed mean only up to rounding, 1e-12 relative)."""
+    observed = float(np.mean(d))
+    tol = 1e-12 * max(1.0, abs(observed))
+    means = [float(np.mean([s * v for s, v in zip(signs, d)])) for signs in itertools.product((1, -1), repeat=len(d))]
+    return (sum(m >= observed - tol for m in means) / len(means), sum(m <= observed + tol for m in means) / len(means))
+
+
+@pytest.mark.parametrize("name", sorted(COLUMNS.values()))
+def test_stored_tests_recompute_from_their_stored_values(name):
+    """The per-seed values kept in each record give back its effect and p (sign-flip by enumeration, Spearman's ρ
+    by scipy), and a claim's p follows the stated rule (largest part p; k × the smallest opposite p)."""
+    checked = 0
+    for f in _report(name)["findings"]:
+        for record in _records(f):
+            if record["name"].startswith("exact sign-flip"):
+                d = record["values"]["differences"]
+                assert record["effect"] == pytest.approx(float(np.mean(d)), abs=1e-12), (f["key"], record["what"])
+                greater, less = _sign_flip_by_enumeration(d)
+                assert (record["p_value"], record["p_opposite"]) == pytest.approx((greater, less)), (f["key"], record["what"])
+                assert record["p_floor"] == 2.0 ** -len(d)
+                lower, upper = (np.inf if b is None else b for b in record["bounds"])
+                assert (record["p_value"] < 0.05) == (lower > 0), (f["key"], record["what"])
+                checked += 1
+            elif "Spearman" in record["name"] and "x" in record.get("values", {}):
+                rho = scipy_stats.spearmanr(record["values"]["x"], record["values"]["y"]).statistic
+                assert abs(record["effect"]) == pytest.approx(abs(rho), abs=1e-9), (f["key"], record["what"])
+                checked += 1
+        parts = f["test"].get("parts", [f["test"]])
+        assert f["p"]["holds"] == pytest.approx(max(t["p_value"] for t in parts))
+        assert f["p"]["does_not_hold"] == pytest.approx(min(1.0, len(parts) * min(t["p_opposite"] for t in parts)))
+    assert checked >= 20
 
 
 def _readme_table() -> tuple[list[str], list[list[str]]]:
