@@ -82,8 +82,10 @@ def test_stored_tests_recompute_from_their_stored_values(name):
                 greater, less = _sign_flip_by_enumeration(d)
                 assert (record["p_value"], record["p_opposite"]) == pytest.approx((greater, less)), (f["key"], record["what"])
                 assert record["p_floor"] == 2.0 ** -len(d)
-                lower, upper = (np.inf if b is None else b for b in record["bounds"])
+                lower, upper = (-np.inf if record["bounds"][0] is None else record["bounds"][0],
+                                np.inf if record["bounds"][1] is None else record["bounds"][1])
                 assert (record["p_value"] < 0.05) == (lower > 0), (f["key"], record["what"])
+                assert (record["p_opposite"] < 0.05) == (upper < 0), (f["key"], record["what"])
                 checked += 1
             elif "Spearman" in record["name"] and "x" in record.get("values", {}):
                 rho = scipy_stats.spearmanr(record["values"]["x"], record["values"]["y"]).statistic
